@@ -1,0 +1,2 @@
+"""REST API v1 routes."""
+urlpatterns: list = []

@@ -1,0 +1,144 @@
+"""Model registry: which model serves each task, its card, and a process-wide loaded instance.
+
+``models/registry.json`` names the served model per task; ``models/<name>.json`` is its card
+(classes, version, metrics, sha256, temperature). Code reads names, versions and classes from
+the cards, never from constants spread through the code.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class ModelUnavailable(RuntimeError):
+    """A model file or card is missing, unreadable or does not match its card."""
+
+
+def models_dir() -> Path:
+    try:
+        from django.conf import settings
+
+        if settings.configured:
+            return Path(settings.MODELS_DIR)
+    except ImportError:  # pragma: no cover - django is always installed here
+        pass
+    return Path(os.environ.get("MODELS_DIR", Path(__file__).resolve().parents[2] / "models"))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def served_name(task: str, directory: Path | None = None) -> str:
+    """Name of the model that serves ``task`` ('face' or 'voice')."""
+    path = (directory or models_dir()) / "registry.json"
+    try:
+        return json.loads(path.read_text())[task]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelUnavailable(f"no served {task} model named in {path}: {exc}") from exc
+
+
+def load_card(name: str, directory: Path | None = None) -> dict[str, Any]:
+    path = (directory or models_dir()) / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(f"model card {path} is missing or unreadable: {exc}") from exc
+
+
+def write_card(card: dict[str, Any], directory: Path | None = None, markdown: str | None = None) -> Path:
+    """Write ``<name>.json`` (and ``<name>.md`` when given) next to the model file."""
+    directory = directory or models_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{card['name']}.json"
+    path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    if markdown is not None:
+        (directory / f"{card['name']}.md").write_text(markdown)
+    return path
+
+
+def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Calibrate softmax outputs: softmax(log p / T), computed stably; rows sum to 1."""
+    logp = np.log(np.clip(probabilities, 1e-12, 1.0)) / float(temperature)
+    logp -= logp.max(axis=-1, keepdims=True)
+    p = np.exp(logp)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+@dataclass
+class LoadedModel:
+    """A Keras model with its card. ``predict`` is thread-safe and returns calibrated probabilities."""
+
+    name: str
+    card: dict[str, Any]
+    keras_model: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.card["classes"])
+
+    @property
+    def version(self) -> str:
+        return str(self.card.get("version", "0"))
+
+    def info(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version}
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Batch -> (N, classes) calibrated probabilities. Calls the model directly: for the
+        small batches served here ``model(x)`` is much faster than ``model.predict``."""
+        if len(x) == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        with self.lock:
+            out = np.asarray(self.keras_model(x, training=False), dtype=np.float64)
+        return apply_temperature(out, float(self.card.get("temperature", 1.0))).astype(np.float32)
+
+
+_cache: dict[tuple[str, str], LoadedModel] = {}
+_cache_lock = threading.Lock()
+
+
+def load_keras(path: Path) -> Any:
+    import keras
+
+    if not path.exists():
+        raise ModelUnavailable(f"model file {path} is missing")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # keras raises many types for a corrupt file
+        raise ModelUnavailable(f"model file {path} could not be loaded: {exc}") from exc
+
+
+def get_model(name: str | None = None, task: str = "face", directory: Path | None = None) -> LoadedModel:
+    """The loaded model ``name`` (default: the one serving ``task``), loaded once per process."""
+    directory = directory or models_dir()
+    name = name or served_name(task, directory)
+    key = (str(directory), name)
+    with _cache_lock:
+        if key not in _cache:
+            card = load_card(name, directory)
+            path = directory / card.get("file", f"{name}.keras")
+            expected = card.get("sha256")
+            if expected and path.exists() and sha256_file(path) != expected:
+                raise ModelUnavailable(f"model file {path} does not match the sha256 in its card")
+            _cache[key] = LoadedModel(name=name, card=card, keras_model=load_keras(path))
+        return _cache[key]
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()

@@ -1,0 +1,363 @@
+"""Face-emotion training shared by ``train_face_cnn`` and ``train_face_vgg``.
+
+The networks are short functions; the loop adds what a long run on a shared machine needs:
+a seeded stratified validation split carved out of ``train/`` (never ``test/``), augmentation
+on the fly, class weighting, a time budget that sizes the cosine schedule to the epochs that fit,
+a checkpoint every epoch with ``--resume``, temperature calibration on the validation split, and
+a model card with the PublicTest numbers written next to the served ``.keras`` file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from recognition.inference.labels import FACE_EMOTIONS
+from recognition.inference.preprocessing import FACE_SIZE, faces_to_input
+from training import data as datasets
+from training.metrics import fit_temperature, markdown_confusion, summarise
+
+BASE_WIDTHS = (64, 128, 256, 512)
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def _widths(multiplier: float, base=BASE_WIDTHS) -> list[int]:
+    return [max(8, int(round(w * multiplier))) for w in base]
+
+
+def conv_bn_relu(x, filters: int):
+    layers = _keras().layers
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal")(x)
+    x = layers.BatchNormalization()(x)
+    return layers.Activation("relu")(x)
+
+
+def build_cnn(num_classes: int = 7, width: float = 0.5, dropout: float = 0.25, dense: int = 256):
+    """Compact CNN (the original facetrain.py): 4 blocks of 2x(Conv, BN, ReLU), MaxPool, Dropout;
+    then Dense, BN, Dropout, softmax."""
+    keras = _keras()
+    layers = keras.layers
+    inputs = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="face")
+    x = inputs
+    for filters in _widths(width):
+        x = conv_bn_relu(x, filters)
+        x = conv_bn_relu(x, filters)
+        x = layers.MaxPooling2D()(x)
+        x = layers.Dropout(dropout)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(dense, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    x = layers.Dropout(0.5)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="emotion")(x)
+    return keras.Model(inputs, outputs, name="face_cnn")
+
+
+def build_vgg(num_classes: int = 7, width: float = 0.5, dense: int = 512, dropout: float = 0.3):
+    """VGG16-style network from scratch at 48x48 (the original emotion_model.py used ImageNet VGG16
+    + GlobalAveragePooling + Dense + Dense(7)): 13 convolutions in blocks of 2, 2, 3, 3, 3 with
+    BatchNorm, GlobalAveragePooling, Dense, Dense(7)."""
+    keras = _keras()
+    layers = keras.layers
+    widths = _widths(width, (64, 128, 256, 512, 512))
+    repeats = (2, 2, 3, 3, 3)
+    inputs = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="face")
+    x = inputs
+    for filters, n in zip(widths, repeats):
+        for _ in range(n):
+            x = conv_bn_relu(x, filters)
+        x = layers.MaxPooling2D(padding="same")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    x = layers.Dense(dense, activation="relu")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="emotion")(x)
+    return keras.Model(inputs, outputs, name="face_vgg")
+
+
+def build_vgg_imagenet(weights: Path, num_classes: int = 7, dense: int = 512):
+    """Keras VGG16 base with local ImageNet weights (no download): grey face tiled to 3 channels."""
+    keras = _keras()
+    layers = keras.layers
+    inputs = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="face")
+    x = layers.Concatenate()([inputs, inputs, inputs])
+    x = layers.Rescaling(255.0)(x)
+    x = keras.applications.vgg16.preprocess_input(x)
+    base = keras.applications.VGG16(include_top=False, weights=str(weights), input_shape=(48, 48, 3))
+    x = base(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(dense, activation="relu")(x)
+    x = layers.Dropout(0.3)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="emotion")(x)
+    return keras.Model(inputs, outputs, name="face_vgg"), base
+
+
+def build_augmenter(seed: int):
+    layers = _keras().layers
+    return _keras().Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomRotation(0.05, fill_mode="nearest", seed=seed + 1),
+            layers.RandomZoom(0.12, fill_mode="nearest", seed=seed + 2),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed + 3),
+            layers.RandomContrast(0.2, seed=seed + 4),
+        ],
+        name="augment",
+    )
+
+
+def class_weights(y: np.ndarray, n_classes: int, power: float) -> dict[int, float]:
+    """(N / (K * n_c)) ** power: power 0 is unweighted, 1 fully balanced."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    weights = (len(y) / (n_classes * np.maximum(counts, 1))) ** power
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+class BudgetSchedule:
+    """Warm-up then cosine learning rate over the epochs that fit in the time budget.
+
+    After the second epoch (the first includes compilation) the remaining budget is divided by
+    the measured epoch time, and the schedule is stretched over exactly that many epochs.
+    """
+
+    def __init__(self, base_lr: float, max_epochs: int, budget_s: float | None, warmup: int = 2):
+        self.base_lr, self.max_epochs, self.budget_s, self.warmup = base_lr, max_epochs, budget_s, warmup
+        self.total = max_epochs
+
+    def lr(self, epoch: int) -> float:
+        if epoch < self.warmup:
+            return self.base_lr * (epoch + 1) / (self.warmup + 1)
+        progress = (epoch - self.warmup) / max(1, self.total - self.warmup)
+        return 0.5 * self.base_lr * (1 + math.cos(math.pi * min(1.0, progress))) + 1e-6
+
+    def resize(self, epochs_done: int, elapsed_s: float, last_epoch_s: float) -> None:
+        if self.budget_s is None or epochs_done < 2:
+            return
+        remaining = max(0.0, self.budget_s - elapsed_s)
+        fit = epochs_done + int(remaining // max(last_epoch_s, 1e-3))
+        self.total = max(epochs_done, min(self.max_epochs, fit))
+
+
+def make_callbacks(run_dir: Path, schedule: BudgetSchedule, state: dict, log):
+    keras = _keras()
+
+    class Loop(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.time()
+            self.model.optimizer.learning_rate.assign(schedule.lr(epoch))
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = dict(logs or {})
+            seconds = time.time() - self._t0
+            state["elapsed_s"] += seconds
+            state["epoch"] = epoch + 1
+            state["history"].append({k: float(v) for k, v in logs.items()} | {"epoch": epoch + 1, "seconds": seconds})
+            schedule.resize(epoch + 1, state["elapsed_s"], seconds)
+            state["total_epochs"] = schedule.total
+            val_acc = float(logs.get("val_accuracy", 0.0))
+            if val_acc > state["best_val_accuracy"]:
+                state["best_val_accuracy"] = val_acc
+                state["best_epoch"] = epoch + 1
+                self.model.save(run_dir / "best.keras")
+            self.model.save(run_dir / "last.keras")
+            (run_dir / "state.json").write_text(json.dumps(state, indent=1))
+            log(
+                f"epoch {epoch + 1}/{schedule.total} {seconds:.1f}s loss {logs.get('loss', 0):.4f} "
+                f"acc {logs.get('accuracy', 0):.4f} val_loss {logs.get('val_loss', 0):.4f} "
+                f"val_acc {val_acc:.4f} lr {schedule.lr(epoch):.2e} best {state['best_val_accuracy']:.4f}@{state['best_epoch']}"
+            )
+            if epoch + 1 >= schedule.total:
+                self.model.stop_training = True
+
+    return [Loop()]
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, name: str, width: float, epochs: int, lr: float) -> None:
+    parser.add_argument("--data", type=Path, default=datasets.DEFAULT_FER / "train", help="train folder (<class>/*.jpg) or .npz")
+    parser.add_argument("--test", type=Path, default=datasets.DEFAULT_FER / "test", help="held-out test folder or .npz (PublicTest)")
+    parser.add_argument("--name", default=name, help="model name: models/<name>.keras and its card")
+    parser.add_argument("--out", type=Path, default=datasets.REPO / "models", help="where the model and card go")
+    parser.add_argument("--runs", type=Path, default=datasets.REPO / "training" / "runs", help="checkpoint folder")
+    parser.add_argument("--width", type=float, default=width, help="channel width multiplier")
+    parser.add_argument("--epochs", type=int, default=epochs, help="maximum epochs")
+    parser.add_argument("--budget-minutes", type=float, default=None, help="fit the schedule into this much training time")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--label-smoothing", type=float, default=0.1)
+    parser.add_argument("--class-weight-power", type=float, default=0.3)
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="validation carved from --data, stratified")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N training samples (smoke tests)")
+    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    parser.add_argument("--version", default=None, help="version written into the card (default: date)")
+
+
+def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = None) -> dict:
+    """Train, calibrate, evaluate on --test and write models/<name>.keras + card. Returns the card."""
+    keras = _keras()
+    started = time.time()
+    run_dir = Path(args.runs) / args.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / "train.log"
+
+    def log(message: str) -> None:
+        line = f"{datetime.now().strftime('%H:%M:%S')} {message}"
+        print(line, flush=True)
+        with open(log_path, "a") as fh:
+            fh.write(line + "\n")
+
+    keras.utils.set_random_seed(args.seed)
+    x_all, y_all = datasets.load_face_arrays(args.data)
+    if args.limit:
+        x_all, y_all = x_all[: args.limit], y_all[: args.limit]
+    train_idx, val_idx = datasets.stratified_split(y_all, args.val_fraction, args.seed)
+    x_train, y_train = faces_to_input(x_all[train_idx]), y_all[train_idx]
+    x_val, y_val = faces_to_input(x_all[val_idx]), y_all[val_idx]
+    n_classes = len(FACE_EMOTIONS)
+    log(f"{args.name}: backend {keras.backend.backend()}, train {len(x_train)}, val {len(x_val)}, arch {arch}, width {args.width}")
+
+    state_path = run_dir / "state.json"
+    if args.resume and state_path.exists() and (run_dir / "last.keras").exists():
+        state = json.loads(state_path.read_text())
+        wrapper = keras.models.load_model(run_dir / "last.keras")
+        log(f"resumed at epoch {state['epoch']} (best {state['best_val_accuracy']:.4f})")
+    else:
+        state = {"epoch": 0, "elapsed_s": 0.0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": [], "total_epochs": args.epochs}
+        classifier = build(n_classes, args.width)
+        classifier._name = "classifier"
+        wrapper = keras.Sequential([keras.Input((FACE_SIZE, FACE_SIZE, 1)), build_augmenter(args.seed), classifier], name=f"{args.name}_train")
+        wrapper.compile(
+            optimizer=keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=args.weight_decay),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
+            metrics=["accuracy"],
+        )
+    log(f"parameters: {wrapper.count_params():,}")
+    schedule = BudgetSchedule(args.lr, args.epochs, args.budget_minutes * 60 if args.budget_minutes else None)
+    schedule.total = state.get("total_epochs", args.epochs)
+    if state["epoch"] < schedule.total:
+        wrapper.fit(
+            x_train,
+            keras.utils.to_categorical(y_train, n_classes),
+            validation_data=(x_val, keras.utils.to_categorical(y_val, n_classes)),
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            initial_epoch=state["epoch"],
+            class_weight=class_weights(y_train, n_classes, args.class_weight_power),
+            callbacks=make_callbacks(run_dir, schedule, state, log),
+            verbose=0,
+            shuffle=True,
+        )
+    best = keras.models.load_model(run_dir / "best.keras") if (run_dir / "best.keras").exists() else wrapper
+    classifier = next(layer for layer in best.layers if isinstance(layer, keras.Model) and layer.name != "augment")
+    return finish(args, classifier, arch, state, x_val, y_val, started, log, extra_card or {})
+
+
+def predict_in_batches(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
+    return np.concatenate([np.asarray(model(x[i : i + batch], training=False)) for i in range(0, len(x), batch)] or [np.zeros((0, 7))])
+
+
+def finish(args, classifier, arch, state, x_val, y_val, started, log, extra_card) -> dict:
+    """Calibrate on validation, evaluate on the held-out test set, save the model and its card."""
+    from recognition.inference.registry import apply_temperature, sha256_file, write_card
+
+    keras = _keras()
+    temperature = fit_temperature(predict_in_batches(classifier, x_val), y_val)
+    val_metrics = summarise(apply_temperature(predict_in_batches(classifier, x_val), temperature), y_val, FACE_EMOTIONS)
+    x_test, y_test = datasets.load_face_arrays(args.test)
+    raw_test = predict_in_batches(classifier, faces_to_input(x_test))
+    test_metrics = summarise(apply_temperature(raw_test, temperature), y_test, FACE_EMOTIONS)
+    test_uncal = summarise(raw_test, y_test, FACE_EMOTIONS)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = out / f"{args.name}.keras"
+    classifier.save(model_path)
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    try:
+        import jax
+
+        device = str(jax.devices()[0].device_kind)
+    except Exception:
+        device = platform.processor() or platform.machine()
+    card = {
+        "name": args.name,
+        "task": "face",
+        "version": args.version or today.replace("-", "."),
+        "architecture": arch,
+        "file": model_path.name,
+        "classes": list(FACE_EMOTIONS),
+        "input": {"shape": [FACE_SIZE, FACE_SIZE, 1], "preprocessing": "recognition.inference.preprocessing.faces_to_input"},
+        "parameters": int(classifier.count_params()),
+        "temperature": round(temperature, 4),
+        "data": {
+            "train": f"FER2013 Training ({args.data.name}), minus a {args.val_fraction:.0%} stratified validation split (seed {args.seed})",
+            "validation": f"{len(y_val)} images from train/, used for best-epoch selection and temperature calibration",
+            "test": f"FER2013 PublicTest ({len(y_test)} images), never used for training or model selection",
+        },
+        "metrics": {"test": test_metrics, "test_uncalibrated_ece": test_uncal["ece"], "validation_accuracy": val_metrics["accuracy"], "validation_ece": val_metrics["ece"]},
+        "training": {
+            "command": "python -m training." + ("train_face_vgg" if arch.startswith("vgg") else "train_face_cnn") + f" --width {args.width} --epochs {args.epochs}" + (f" --budget-minutes {args.budget_minutes}" if args.budget_minutes else "") + f" --seed {args.seed}",
+            "backend": keras.backend.backend(),
+            "device": device,
+            "epochs": state["epoch"],
+            "best_epoch": state["best_epoch"],
+            "train_seconds": round(state["elapsed_s"], 1),
+            "total_seconds": round(time.time() - started, 1),
+            "batch_size": args.batch_size,
+            "learning_rate": args.lr,
+            "label_smoothing": args.label_smoothing,
+            "class_weight_power": args.class_weight_power,
+        },
+        "date": today,
+        "sha256": sha256_file(model_path),
+        "size_bytes": model_path.stat().st_size,
+        **extra_card,
+    }
+    write_card(card, out, markdown=card_markdown(card))
+    log(f"{args.name}: test accuracy {test_metrics['accuracy']:.4f}, ECE {test_metrics['ece']:.4f} (T={temperature:.3f}), saved {model_path}")
+    return card
+
+
+def card_markdown(card: dict) -> str:
+    test = card["metrics"]["test"]
+    recall = "\n".join(f"| {k} | {v:.3f} |" if v is not None else f"| {k} | n/a |" for k, v in test["per_class_recall"].items())
+    t = card["training"]
+    return f"""# Model card: {card['name']} ({card['architecture']}), version {card['version']}
+
+Facial-expression classifier: one 48x48 grey face crop -> probabilities over {', '.join(card['classes'])}.
+
+- **Data**: {card['data']['train']}. Validation: {card['data']['validation']}. Test: {card['data']['test']}.
+- **Test accuracy (FER2013 PublicTest)**: {test['accuracy']:.4f} on {test['n']} images
+- **Expected calibration error** (15 bins, after temperature T={card['temperature']}): {test['ece']:.4f} (before: {card['metrics']['test_uncalibrated_ece']:.4f})
+- **Validation accuracy** (from train/): {card['metrics']['validation_accuracy']:.4f}
+- **Parameters**: {card['parameters']:,}; file `{card['file']}` ({card['size_bytes'] / 1e6:.1f} MB)
+- **Training**: `{t['command']}`; {t['epochs']} epochs (best {t['best_epoch']}), {t['train_seconds']:.0f} s on {t['device']} ({t['backend']} backend)
+- **Date**: {card['date']}
+- **sha256**: `{card['sha256']}`
+
+## Per-class recall (PublicTest)
+| class | recall |
+|---|---|
+{recall}
+
+## Confusion matrix (PublicTest, rows true, columns predicted)
+{markdown_confusion(test['confusion'], card['classes'])}
+
+## Limits
+FER2013 is low-resolution, mostly frontal, web-scraped faces with label noise (human accuracy
+about 65%). Expect lower accuracy on profile faces, occlusions, children and poor lighting.
+Licence of the training data: research use (ICML 2013 challenge); not for commercial use.
+Reproduce the test numbers: `python -m training.evaluate face --data ../shared/datasets/fer2013/test --model {card['name']}`.
+"""
