@@ -1,0 +1,402 @@
+"""All writes for analyses: create (check, store, enqueue), run (inference), delete.
+
+Adapters (the upload page, the REST API, Celery tasks, the live and video features) call these
+functions and nothing else to change an ``Analysis``. Contracts (see helper brief):
+
+- ``create_analysis`` raises ``media.MediaRejected`` and then leaves no record and no file.
+- ``run_analysis`` is idempotent: a done analysis is returned untouched; otherwise the result is
+  written in one transaction (overwriting any earlier partial attempt).
+- ``result`` is the inference output as the API returns it: for images ``faces.analyze_image``'s
+  dict (width, height, faces[box, emotion, confidence, probabilities], model, timings); for
+  audio ``voice.analyze_audio``'s dict (emotion, confidence, probabilities, speech, duration,
+  windows, model).
+- Every status change is pushed to the channel group ``user-<owner_id>`` as ``analysis.update``.
+
+New kinds (video) plug in with ``register_analyser(kind, fn)``; until a kind has an analyser,
+uploads of that kind are refused with 415.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from . import media, selectors
+from .models import Analysis
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What an analyser found: the API ``result`` plus the headline columns."""
+
+    result: dict[str, Any]
+    emotion: str = ""
+    confidence: float | None = None
+    face_count: int = 0
+    models_used: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+Analyser = Callable[[Analysis], Outcome]
+ANALYSERS: dict[str, Analyser] = {}
+# Extra upload checks per kind, run after sniffing (e.g. video duration/frame size).
+UPLOAD_CHECKS: dict[str, Callable[[media.Inspected], None]] = {
+    media.VIDEO: media.check_video_limits
+}
+
+
+def register_analyser(kind: str, analyser: Analyser) -> None:
+    """Make ``kind`` uploadable and runnable (the video feature registers itself here)."""
+    ANALYSERS[kind] = analyser
+
+
+# --- notifications -------------------------------------------------------------------------
+
+
+def analysis_message(analysis: Analysis) -> dict[str, Any]:
+    """The small status payload pushed over websockets and returned by the status endpoint."""
+    from django.urls import reverse
+
+    return {
+        "id": analysis.pk,
+        "kind": analysis.kind,
+        "status": analysis.status,
+        "progress": analysis.progress,
+        "emotion": analysis.emotion or None,
+        "confidence": analysis.confidence,
+        "face_count": analysis.face_count,
+        "error": analysis.error or None,
+        "original_name": analysis.original_name,
+        "url": reverse("analysis-detail", args=[analysis.pk]),
+        "finished": analysis.finished.isoformat() if analysis.finished else None,
+    }
+
+
+def notify(analysis: Analysis) -> None:
+    """Tell the owner's open pages about a status change; a broken channel layer never fails
+    the analysis (pages fall back to polling)."""
+    try:
+        from asgiref.sync import async_to_sync
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        async_to_sync(layer.group_send)(
+            f"user-{analysis.owner_id}",
+            {"type": "analysis.update", "analysis": analysis_message(analysis)},
+        )
+    except Exception:
+        logger.warning("could not push analysis %s update", analysis.pk, exc_info=True)
+
+
+# --- create --------------------------------------------------------------------------------
+
+
+def enqueue_analysis(analysis_id: int) -> None:
+    """Send the analysis to the workers; a broker outage leaves it queued (logged) rather than
+    failing the upload that already committed."""
+    from . import tasks
+
+    try:
+        tasks.analyse.delay(analysis_id)
+    except Exception:
+        logger.exception("could not enqueue analysis %s; it stays queued", analysis_id)
+
+
+def create_analysis(
+    *, owner: Any, upload: Any, filename: str | None = None, enqueue: bool = True
+) -> Analysis:
+    """Check an upload (magic bytes, size, pixels, duration), store it under the owner's private
+    folder, create the record and enqueue its analysis once the transaction commits.
+
+    ``upload`` is a Django ``UploadedFile``/``File`` or raw bytes. Raises ``MediaRejected``; then
+    no record and no file exist.
+    """
+    fh, size, client_name = media.as_file(upload)
+    inspected = media.inspect_upload(fh, size)
+    if inspected.kind not in ANALYSERS:
+        raise media.MediaRejected(
+            f"{inspected.kind.capitalize()} is not supported yet.", 415
+        )
+    check = UPLOAD_CHECKS.get(inspected.kind)
+    if check:
+        check(inspected)
+    digest = media.sha256_of(fh)
+
+    analysis = Analysis(
+        owner=owner,
+        kind=inspected.kind,
+        original_name=media.safe_original_name(
+            filename if filename is not None else client_name
+        ),
+        content_type=inspected.content_type,
+        size=size,
+        sha256=digest,
+    )
+    written: list[str] = []
+    try:
+        fh.seek(0)
+        analysis.media.save(f"upload.{inspected.ext}", fh, save=False)
+        written.append(analysis.media.name)
+        for variant, data in inspected.renditions.items():
+            written.append(
+                default_storage.save(
+                    media.rendition_name(analysis, variant), ContentFile(data)
+                )
+            )
+        with transaction.atomic():
+            analysis.save()
+            if enqueue:
+                analysis_id = analysis.pk
+                transaction.on_commit(lambda: enqueue_analysis(analysis_id))
+    except BaseException:
+        media.delete_files(written)
+        raise
+    return analysis
+
+
+# --- run -----------------------------------------------------------------------------------
+
+
+def _largest_face(faces: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The headline face: the largest box, ties broken by confidence."""
+    if not faces:
+        return None
+    return max(
+        faces, key=lambda f: (f["box"][2] * f["box"][3], f.get("confidence") or 0.0)
+    )
+
+
+def _read_media(analysis: Analysis) -> bytes:
+    from .inference.errors import InvalidMedia
+
+    try:
+        with default_storage.open(analysis.media.name, "rb") as fh:
+            return fh.read()
+    except (FileNotFoundError, OSError, ValueError):
+        raise InvalidMedia("The uploaded file is no longer available.") from None
+
+
+def analyse_image(analysis: Analysis) -> Outcome:
+    """Faces in a photo. Pillow decodes (HEIC, GIF, EXIF rotation) so boxes match the upright
+    image every page shows; the face core gets a BGR array."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    from .inference import faces
+    from .inference.errors import InvalidMedia
+
+    data = _read_media(analysis)
+    t0 = time.perf_counter()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            upright = media.to_rgb(ImageOps.exif_transpose(image))
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        Image.DecompressionBombError,
+    ) as exc:
+        raise InvalidMedia("The image is damaged and cannot be read.") from exc
+    bgr = np.ascontiguousarray(np.asarray(upright)[:, :, ::-1])
+    decode_ms = (time.perf_counter() - t0) * 1000
+    result = faces.analyze_image(bgr)
+    result.setdefault("timings", {})["decode_ms"] = round(decode_ms, 1)
+    face_list = result.get("faces") or []
+    top = _largest_face(face_list)
+    return Outcome(
+        result=result,
+        emotion=(top or {}).get("emotion") or "",
+        confidence=(top or {}).get("confidence"),
+        face_count=len(face_list),
+        models_used={"face": result.get("model", {})},
+        timings={k: float(v) for k, v in (result.get("timings") or {}).items()},
+    )
+
+
+def analyse_audio(analysis: Analysis) -> Outcome:
+    """Emotion in a voice recording (overall and per window)."""
+    from .inference import voice
+
+    data = _read_media(analysis)
+    t0 = time.perf_counter()
+    result = voice.analyze_audio(data, max_seconds=float(settings.MAX_AUDIO_SECONDS))
+    elapsed = (time.perf_counter() - t0) * 1000
+    timings = {k: float(v) for k, v in (result.get("timings") or {}).items()}
+    timings.setdefault("analyse_ms", round(elapsed, 1))
+    return Outcome(
+        result=result,
+        emotion=result.get("emotion") or "",
+        confidence=result.get("confidence"),
+        face_count=0,
+        models_used={"voice": result.get("model", {})},
+        timings=timings,
+    )
+
+
+register_analyser(media.IMAGE, analyse_image)
+register_analyser(media.AUDIO, analyse_audio)
+
+
+def _set_status(analysis_id: int, **fields: Any) -> Analysis | None:
+    """Update some columns of one analysis and push the change; None if it was deleted."""
+    with transaction.atomic():
+        analysis = Analysis.objects.select_for_update().filter(pk=analysis_id).first()
+        if analysis is None:
+            return None
+        for name, value in fields.items():
+            setattr(analysis, name, value)
+        analysis.save(update_fields=list(fields))
+    transaction.on_commit(lambda: notify(analysis))
+    return analysis
+
+
+def mark_failed(*, analysis_id: int, message: str) -> Analysis | None:
+    """Store a failure with a message for people (used by the task on time limits/retries)."""
+    return _set_status(
+        analysis_id,
+        status=Analysis.Status.FAILED,
+        error=message[:2000],
+        progress=100,
+        finished=timezone.now(),
+    )
+
+
+def run_analysis(*, analysis_id: int) -> Analysis:
+    """Analyse one stored upload; idempotent (a done analysis is returned as is, a rerun
+    replaces any earlier attempt). Input errors end as ``failed`` with a readable message;
+    transient infrastructure errors (database, broker) propagate so the task can retry."""
+    from django.db import DatabaseError
+
+    from .inference.errors import InvalidMedia
+    from .inference.registry import ModelUnavailable
+
+    analysis = Analysis.objects.get(pk=analysis_id)
+    if analysis.status == Analysis.Status.DONE:
+        return analysis
+    analyser = ANALYSERS.get(analysis.kind)
+    if analyser is None:
+        return (
+            mark_failed(
+                analysis_id=analysis_id,
+                message=f"{analysis.kind.capitalize()} is not supported yet.",
+            )
+            or analysis
+        )
+
+    running = _set_status(
+        analysis_id,
+        status=Analysis.Status.RUNNING,
+        started=timezone.now(),
+        progress=10,
+        error="",
+        attempts=analysis.attempts + 1,
+    )
+    if running is None:
+        raise Analysis.DoesNotExist(f"analysis {analysis_id} was deleted")
+    t0 = time.perf_counter()
+    try:
+        outcome = analyser(running)
+    except InvalidMedia as exc:
+        return (
+            mark_failed(
+                analysis_id=analysis_id,
+                message=str(exc) or "The file could not be analysed.",
+            )
+            or running
+        )
+    except ModelUnavailable:
+        logger.exception("model unavailable for analysis %s", analysis_id)
+        return (
+            mark_failed(
+                analysis_id=analysis_id,
+                message="The recognition model is not available right now. Please try again later.",
+            )
+            or running
+        )
+    except (DatabaseError, ConnectionError):
+        raise  # transient: the task retries
+    except MemoryError:
+        return (
+            mark_failed(
+                analysis_id=analysis_id, message="The file is too large to analyse."
+            )
+            or running
+        )
+    except Exception:
+        logger.exception("analysis %s crashed", analysis_id)
+        return (
+            mark_failed(
+                analysis_id=analysis_id,
+                message="Something went wrong while analysing this file.",
+            )
+            or running
+        )
+    timings = dict(outcome.timings)
+    timings["total_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    done = _set_status(
+        analysis_id,
+        status=Analysis.Status.DONE,
+        result=outcome.result,
+        emotion=outcome.emotion or "",
+        confidence=outcome.confidence,
+        face_count=outcome.face_count,
+        models_used=outcome.models_used,
+        timings=timings,
+        error="",
+        progress=100,
+        finished=timezone.now(),
+    )
+    if done is None:
+        raise Analysis.DoesNotExist(f"analysis {analysis_id} was deleted while running")
+    return done
+
+
+# --- delete --------------------------------------------------------------------------------
+
+
+def delete_analysis(*, owner: Any, analysis_id: int) -> None:
+    """Delete one of the owner's analyses and its files (after commit); 404 for others'."""
+    analysis = selectors.get_analysis_for(owner, analysis_id)
+    names = media.stored_names(analysis)
+    with transaction.atomic():
+        analysis.delete()
+        transaction.on_commit(lambda: media.delete_files(names))
+
+
+def delete_user_data(*, owner: Any) -> int:
+    """Delete every analysis of the owner and their whole media folder; returns how many."""
+    import shutil
+    from pathlib import Path
+
+    with transaction.atomic():
+        names = [
+            n
+            for a in Analysis.objects.filter(owner=owner)
+            for n in media.stored_names(a)
+        ]
+        _, per_model = Analysis.objects.filter(owner=owner).delete()
+        count = per_model.get(Analysis._meta.label, 0)
+        folder = Path(settings.MEDIA_ROOT) / media.user_dir(owner.pk)
+
+        def remove() -> None:
+            media.delete_files(names)
+            shutil.rmtree(folder, ignore_errors=True)
+
+        transaction.on_commit(remove)
+    return count

@@ -1,0 +1,55 @@
+"""Celery tasks: thin wrappers around services (ids in, no model instances)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from . import services
+from .models import Analysis
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT = (OperationalError, InterfaceError, ConnectionError)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+    time_limit=settings.CELERY_TASK_TIME_LIMIT,
+)
+def analyse(self, analysis_id: int) -> str | None:
+    """Run one analysis. Re-delivery is safe (``run_analysis`` is idempotent); transient
+    database/connection errors retry with backoff, and the last failure is stored for people."""
+    try:
+        return services.run_analysis(analysis_id=analysis_id).status
+    except Analysis.DoesNotExist:
+        logger.info("analysis %s no longer exists; nothing to do", analysis_id)
+        return None
+    except SoftTimeLimitExceeded:
+        services.mark_failed(
+            analysis_id=analysis_id,
+            message="The analysis took too long and was stopped.",
+        )
+        return Analysis.Status.FAILED
+    except TRANSIENT:
+        if self.request.retries >= self.max_retries:
+            try:
+                services.mark_failed(
+                    analysis_id=analysis_id,
+                    message="The analysis could not be completed because a service was unavailable.",
+                )
+            except TRANSIENT:
+                logger.exception("could not record failure of analysis %s", analysis_id)
+        raise
