@@ -166,10 +166,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
+    # Same scopes as DRF's classes, but rates are re-read per request (override_settings works).
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.AnonRateThrottle",
+        "recognition.api.throttling.UserThrottle",
+        "recognition.api.throttling.AnonThrottle",
     ],
+    "EXCEPTION_HANDLER": "recognition.api.exceptions.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "user": env.str("API_THROTTLE_USER", default="600/min"),
         "anon": env.str("API_THROTTLE_ANON", default="60/min"),
@@ -197,6 +199,8 @@ VIDEO_SAMPLE_FPS = env.float("VIDEO_SAMPLE_FPS", default=4.0)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 MODELS_DIR = Path(env.str("MODELS_DIR", default=str(BASE_DIR / "models")))
+# Longest `?wait=N` the API honours on uploads (the request holds a worker thread meanwhile).
+API_MAX_WAIT_SECONDS = env.float("API_MAX_WAIT_SECONDS", default=30.0)
 
 # --- Security (production: DEBUG=False) -----------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
