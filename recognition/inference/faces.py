@@ -1,0 +1,234 @@
+"""Faces in a photo -> box, emotion and probabilities per face (pages, API, Celery, websocket).
+
+Detection uses YuNet (``models/face_detection_yunet.onnx``) through ``cv2.FaceDetectorYN``: one
+detector per thread (OpenCV's DNN nets are not safe to share between threads), images scaled
+to at most ``DETECT_MAX_SIDE`` for detection and boxes mapped back to the original pixels.
+Every face is cropped by ``preprocessing.crop_face`` (exactly as training prepared FER2013) and all
+faces of an image go through the served model in one batch. The model is loaded once per process
+by ``registry``; its name, version and classes come from its card.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from recognition.inference import registry
+from recognition.inference.errors import InvalidMedia
+from recognition.inference.images import DEFAULT_MAX_IMAGE_PIXELS, decode_image, setting
+from recognition.inference.preprocessing import crop_face, faces_to_input, to_gray
+
+DETECTOR_FILE = "face_detection_yunet.onnx"
+# Chosen with benchmarks/compare_detectors.py on tests/media: at 960 px every clear face in both
+# photos is found at 7 ms per 640 px image; true faces score >= 0.72 there, the one false box
+# (a shoe) <= 0.44, so 0.6 keeps a margin on both sides.
+DETECT_MAX_SIDE = 960
+DETECT_MIN_SIDE = (
+    240  # smaller images (thumbnails, face crops) are upscaled to this for YuNet
+)
+SCORE_THRESHOLD = 0.6
+NMS_THRESHOLD = 0.3
+TOP_K = 500
+MAX_FACES = 64  # faces classified per image (highest detector scores first)
+MIN_BOX_PX = 2
+
+Box = list[int]
+
+_local = threading.local()
+
+
+def detector_path() -> Path:
+    """The YuNet file: ``MODELS_DIR`` first, then the copy shipped in the repository."""
+    for directory in (
+        registry.models_dir(),
+        Path(__file__).resolve().parents[2] / "models",
+    ):
+        path = directory / DETECTOR_FILE
+        if path.exists():
+            return path
+    raise registry.ModelUnavailable(
+        f"face detector {DETECTOR_FILE} is missing from {registry.models_dir()}"
+    )
+
+
+def _detector(width: int, height: int) -> Any:
+    """This thread's YuNet detector, sized for a (width, height) input."""
+    detector = getattr(_local, "detector", None)
+    if detector is None:
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(
+            cv2.utils.logging.LOG_LEVEL_ERROR
+        )  # "targets not supported"
+        try:
+            detector = cv2.FaceDetectorYN.create(
+                str(detector_path()),
+                "",
+                (width, height),
+                SCORE_THRESHOLD,
+                NMS_THRESHOLD,
+                TOP_K,
+            )
+        except cv2.error as exc:
+            raise registry.ModelUnavailable(
+                f"face detector {detector_path()} could not be loaded: {exc}"
+            ) from exc
+        finally:
+            cv2.utils.logging.setLogLevel(level)
+        _local.detector = detector
+        _local.size = None
+    if _local.size != (width, height):
+        detector.setInputSize((width, height))
+        _local.size = (width, height)
+    return detector
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """A decoded image array (grey, BGR or BGRA uint8) -> contiguous BGR; InvalidMedia otherwise."""
+    if not isinstance(image, np.ndarray):
+        raise InvalidMedia(f"Expected an image array, got {type(image).__name__}.")
+    if image.dtype != np.uint8:
+        raise InvalidMedia(f"Expected an 8-bit image array, got {image.dtype}.")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.size else image
+    elif image.ndim == 3 and image.shape[2] == 3:
+        bgr = image
+    elif image.ndim == 3 and image.shape[2] == 4:
+        bgr = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    else:
+        raise InvalidMedia(
+            f"Expected a grey, BGR or BGRA image array, got shape {image.shape}."
+        )
+    if bgr.size == 0:
+        raise InvalidMedia("The image has no pixels.")
+    max_pixels = setting("MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)
+    if bgr.shape[0] * bgr.shape[1] > max_pixels:
+        raise InvalidMedia(
+            f"The image is too large: more than {max_pixels / 1e6:g} megapixels."
+        )
+    return np.ascontiguousarray(bgr)
+
+
+def detect_with_scores(
+    bgr: np.ndarray,
+    *,
+    score_threshold: float = SCORE_THRESHOLD,
+    max_side: int = DETECT_MAX_SIDE,
+) -> list[tuple[Box, float]]:
+    """[(box [x, y, w, h] in ``bgr``'s pixels, detector score)], left to right."""
+    bgr = as_bgr(bgr)
+    height, width = bgr.shape[:2]
+    long_side = max(height, width)
+    scale = (
+        min(1.0, max_side / long_side)
+        if long_side > DETECT_MIN_SIDE
+        else DETECT_MIN_SIDE / long_side
+    )
+    if scale != 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        small = cv2.resize(bgr, size, interpolation=interpolation)
+    else:
+        small = bgr
+    detector = _detector(small.shape[1], small.shape[0])
+    detector.setScoreThreshold(float(score_threshold))
+    _, rows = detector.detect(small)
+    found: list[tuple[Box, float]] = []
+    for row in rows if rows is not None else ():
+        x0 = max(0, int(np.floor(row[0] / scale)))
+        y0 = max(0, int(np.floor(row[1] / scale)))
+        x1 = min(width, int(np.ceil((row[0] + row[2]) / scale)))
+        y1 = min(height, int(np.ceil((row[1] + row[3]) / scale)))
+        if x1 - x0 >= MIN_BOX_PX and y1 - y0 >= MIN_BOX_PX:
+            found.append(([x0, y0, x1 - x0, y1 - y0], float(row[-1])))
+    return sorted(found, key=lambda item: (item[0][0], item[0][1]))
+
+
+def detect_faces(
+    bgr: np.ndarray, *, score_threshold: float = SCORE_THRESHOLD
+) -> list[Box]:
+    """Boxes [x, y, w, h] (ints, original pixels) of every face in a BGR or grey image."""
+    return [box for box, _ in detect_with_scores(bgr, score_threshold=score_threshold)]
+
+
+def classify_faces(
+    gray_crops: Sequence[np.ndarray] | np.ndarray, *, model: str | None = None
+) -> np.ndarray:
+    """48x48 grey uint8 face crops -> (N, classes) calibrated probabilities, one model call."""
+    loaded = registry.get_model(model, task="face")
+    if len(gray_crops) == 0:
+        return np.zeros((0, len(loaded.classes)), dtype=np.float32)
+    return loaded.predict(faces_to_input(np.stack(list(gray_crops))))
+
+
+def analyze_image(
+    image: bytes | np.ndarray, *, model: str | None = None
+) -> dict[str, Any]:
+    """Every face in ``image`` (encoded bytes or a BGR/grey array) with box, emotion, probabilities.
+
+    Raises ``InvalidMedia`` for unusable input and ``registry.ModelUnavailable`` when the served
+    model or the detector cannot be loaded. Boxes are in the original image's pixels (EXIF
+    orientation applied for bytes).
+    """
+    started = time.perf_counter()
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        bgr = decode_image(image)
+    else:
+        bgr = as_bgr(image)
+    decoded = time.perf_counter()
+    loaded = registry.get_model(model, task="face")
+    loaded_at = (
+        time.perf_counter()
+    )  # first call only: model loading is not detection time
+    detections = detect_with_scores(bgr)
+    if len(detections) > MAX_FACES:
+        keep = sorted(detections, key=lambda item: -item[1])[:MAX_FACES]
+        detections = sorted(keep, key=lambda item: (item[0][0], item[0][1]))
+    detected = time.perf_counter()
+    gray = to_gray(bgr)
+    crops = [crop_face(gray, tuple(box)) for box, _ in detections]
+    probabilities = (
+        classify_faces(crops, model=loaded.name)
+        if crops
+        else np.zeros((0, len(loaded.classes)))
+    )
+    classified = time.perf_counter()
+    classes = loaded.classes
+    faces = []
+    for (box, _), row in zip(detections, probabilities, strict=True):
+        best = int(np.argmax(row))
+        faces.append(
+            {
+                "box": [int(v) for v in box],
+                "emotion": classes[best],
+                "confidence": float(row[best]),
+                "probabilities": {
+                    name: float(p) for name, p in zip(classes, row, strict=True)
+                },
+            }
+        )
+    return {
+        "width": int(bgr.shape[1]),
+        "height": int(bgr.shape[0]),
+        "faces": faces,
+        "model": loaded.info(),
+        "timings": {
+            "decode_ms": round((decoded - started) * 1000, 2),
+            "detect_ms": round((detected - loaded_at) * 1000, 2),
+            "classify_ms": round((classified - detected) * 1000, 2),
+        },
+    }
+
+
+def warm_up() -> None:
+    """Load the served model and this thread's detector now (workers call it at start-up)."""
+    blank = np.zeros((DETECT_MIN_SIDE, DETECT_MIN_SIDE, 3), dtype=np.uint8)
+    detect_faces(blank)
+    classify_faces(np.zeros((1, 48, 48), dtype=np.uint8))
