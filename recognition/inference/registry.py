@@ -101,11 +101,18 @@ class LoadedModel:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Batch -> (N, classes) calibrated probabilities. Calls the model directly: for the
         small batches served here ``model(x)`` is much faster than ``model.predict``."""
+        return apply_temperature(self.predict_raw(x), self.temperature).astype(np.float32)
+
+    @property
+    def temperature(self) -> float:
+        return float(self.card.get("temperature", 1.0))
+
+    def predict_raw(self, x: np.ndarray) -> np.ndarray:
+        """Batch -> (N, classes) uncalibrated softmax outputs (float64); for calibration checks."""
         if len(x) == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
+            return np.zeros((0, len(self.classes)), dtype=np.float64)
         with self.lock:
-            out = np.asarray(self.keras_model(x, training=False), dtype=np.float64)
-        return apply_temperature(out, float(self.card.get("temperature", 1.0))).astype(np.float32)
+            return np.asarray(self.keras_model(x, training=False), dtype=np.float64)
 
 
 _cache: dict[tuple[str, str], LoadedModel] = {}
