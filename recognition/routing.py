@@ -1,4 +1,9 @@
 """Websocket routes (see emotionsite.asgi)."""
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-websocket_urlpatterns: list = []
+from . import consumers, consumers_status
+
+websocket_urlpatterns: list = [
+    path("ws/live/", consumers.LiveConsumer.as_asgi()),
+    path("ws/analyses/", consumers_status.AnalysisStatusConsumer.as_asgi()),
+]

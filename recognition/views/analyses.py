@@ -1,0 +1,375 @@
+"""Pages for uploads and their results: upload, result, history, dashboard, export, delete.
+
+Thin adapters: parse the request, call ``services``/``selectors``, render. Uploads answer JSON
+to the page's XHR (``Accept: application/json``) and redirect plain form posts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig, TooManyFilesSent
+from django.core.paginator import Paginator
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+    UnreadablePostError,
+)
+from django.http.multipartparser import MultiPartParserError
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods
+
+from .. import media, selectors, services
+from ..forms import HistoryFilterForm, UploadForm
+from ..media import MediaRejected
+
+MAX_FILES_PER_POST = 20
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return (
+        "application/json" in request.headers.get("Accept", "")
+        or request.headers.get("X-Requested-With") == "XMLHttpRequest"
+    )
+
+
+def _upload_refused(request: HttpRequest, message: str, status: int) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"error": message}, status=status)
+    messages.error(request, message)
+    return render(request, "recognition/upload.html", _upload_context(), status=status)
+
+
+def _upload_context() -> dict[str, Any]:
+    config = {
+        "uploadUrl": reverse("upload"),
+        "statusUrl": reverse("analysis-status"),
+        "maxBytes": settings.MAX_UPLOAD_BYTES,
+    }
+    return {
+        "upload_config": config,
+        "form": UploadForm(),
+        "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
+        "max_upload_mb": settings.MAX_UPLOAD_BYTES // (1024 * 1024),
+        "max_audio_seconds": int(settings.MAX_AUDIO_SECONDS),
+        "video_supported": media.VIDEO in services.ANALYSERS,
+    }
+
+
+@login_required
+@csrf_exempt  # CSRF is checked below, after the size check, so a huge body is never parsed
+def upload(request: HttpRequest) -> HttpResponse:
+    """Upload page; POST stores each file as an analysis (one per file) and enqueues it."""
+    if request.method == "POST":
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.MAX_UPLOAD_BYTES + 1024 * 1024:
+            return _upload_refused(
+                request,
+                f"The upload is too large; the limit is "
+                f"{settings.MAX_UPLOAD_BYTES // (1024 * 1024)} MB per file.",
+                413,
+            )
+        try:
+            request.POST  # noqa: B018 - parse now so malformed bodies become a clear 400
+            request.FILES  # noqa: B018
+        except (RequestDataTooBig, TooManyFilesSent):
+            return _upload_refused(request, "The upload is too large.", 413)
+        except (MultiPartParserError, UnreadablePostError, ValueError):
+            return _upload_refused(
+                request, "The upload could not be read. Please try again.", 400
+            )
+    return _upload_protected(request)
+
+
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def _upload_protected(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return render(request, "recognition/upload.html", _upload_context())
+    files = request.FILES.getlist("file") + request.FILES.getlist("files")
+    if not files:
+        return _upload_refused(request, "Choose a file to upload.", 400)
+    if len(files) > MAX_FILES_PER_POST:
+        return _upload_refused(
+            request, f"Upload at most {MAX_FILES_PER_POST} files at a time.", 400
+        )
+    created, refused = [], []
+    for upload_file in files:
+        try:
+            created.append(
+                services.create_analysis(owner=request.user, upload=upload_file)
+            )
+        except MediaRejected as exc:
+            refused.append((media.safe_original_name(upload_file.name), exc))
+    if _wants_json(request):
+        if len(files) == 1 and refused:
+            return JsonResponse(
+                {"error": refused[0][1].message}, status=refused[0][1].status
+            )
+        body = {
+            "analyses": [services.analysis_message(a) for a in created],
+            "errors": [{"name": n, "error": e.message} for n, e in refused],
+        }
+        if len(files) == 1:
+            body["analysis"] = body["analyses"][0]
+        status = 201 if created else max(e.status for _, e in refused)
+        return JsonResponse(body, status=status)
+    for name, exc in refused:
+        messages.error(request, f"{name}: {exc.message}")
+    if not created:
+        status = max(e.status for _, e in refused)
+        return render(
+            request, "recognition/upload.html", _upload_context(), status=status
+        )
+    if len(created) == 1 and not refused:
+        return redirect("analysis-detail", pk=created[0].pk)
+    messages.success(
+        request, f"{len(created)} file(s) uploaded and queued for analysis."
+    )
+    return redirect("history")
+
+
+def _sorted_probabilities(
+    probabilities: dict[str, float] | None,
+) -> list[dict[str, Any]]:
+    items = sorted((probabilities or {}).items(), key=lambda kv: -kv[1])
+    return [{"label": k, "p": v, "pct": round(v * 100, 1)} for k, v in items]
+
+
+def _face_overlay(result: dict[str, Any]) -> dict[str, Any] | None:
+    """Geometry of the SVG drawn over the photo: boxes and label tags in image pixels (the
+    SVG's viewBox is the analysed image, so it scales with whatever size the page shows)."""
+    width, height = result.get("width"), result.get("height")
+    if not width or not height:
+        return None
+    stroke = max(2.0, width / 350)
+    font = max(14.0, width / 48)
+    tag_h = font * 1.45
+    faces = []
+    for i, face in enumerate(result.get("faces") or [], start=1):
+        x, y, w, h = (float(v) for v in face["box"])
+        label = f"{i} · {face.get('emotion', '?')} {round((face.get('confidence') or 0) * 100)}%"
+        tag_w = len(label) * font * 0.6 + font * 0.8
+        tag_x = min(max(0.0, x - stroke / 2), max(0.0, width - tag_w))
+        tag_y = y - tag_h if y - tag_h >= 0 else y + h  # above the box, else below it
+        if tag_y + tag_h > height:
+            tag_y = y
+        faces.append(
+            {
+                "n": i,
+                "x": x,
+                "y": y,
+                "w": w,
+                "h": h,
+                "emotion": face.get("emotion", ""),
+                "label": label,
+                "tag_x": tag_x,
+                "tag_y": tag_y,
+                "tag_w": tag_w,
+                "text_x": tag_x + font * 0.4,
+                "text_y": tag_y + tag_h * 0.72,
+            }
+        )
+    return {
+        "width": width,
+        "height": height,
+        "stroke": stroke,
+        "font": font,
+        "tag_h": tag_h,
+        "faces": faces,
+    }
+
+
+def _timeline(result: dict[str, Any]) -> list[dict[str, Any]]:
+    duration = float(result.get("duration") or 0) or max(
+        (float(w.get("end") or 0) for w in result.get("windows") or []), default=0
+    )
+    if not duration:
+        return []
+    return [
+        {
+            **w,
+            "left": round(100 * float(w["start"]) / duration, 3),
+            "width": round(100 * (float(w["end"]) - float(w["start"])) / duration, 3),
+        }
+        for w in result.get("windows") or []
+    ]
+
+
+@login_required
+@require_GET
+def analysis_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    analysis = selectors.get_analysis_for(request.user, pk)
+    result = analysis.result or {}
+    faces = [
+        {**face, "n": i, "ranked": _sorted_probabilities(face.get("probabilities"))}
+        for i, face in enumerate(result.get("faces") or [], start=1)
+    ]
+    return render(
+        request,
+        "recognition/analysis_detail.html",
+        {
+            "analysis": analysis,
+            "status_message": services.analysis_message(analysis),
+            "result": result,
+            "faces": faces,
+            "overlay": _face_overlay(result) if analysis.kind == "image" else None,
+            "voice_ranked": _sorted_probabilities(result.get("probabilities")),
+            "timeline": _timeline(result) if analysis.kind == "audio" else [],
+            "page_config": {
+                "id": analysis.pk,
+                "status": analysis.status,
+                "statusUrl": reverse("analysis-status"),
+                "windows": result.get("windows") or [],
+            },
+        },
+    )
+
+
+@login_required
+@require_GET
+def analysis_media(request: HttpRequest, pk: int) -> HttpResponse:
+    """The owner's original file (``?download=1`` to save it) or ``?variant=thumb|preview``."""
+    analysis = selectors.get_analysis_for(request.user, pk)
+    return media.serve(
+        analysis,
+        variant=request.GET.get("variant") or None,
+        download=request.GET.get("download") == "1",
+    )
+
+
+@login_required
+@require_GET
+def analysis_status(request: HttpRequest) -> JsonResponse:
+    """Polling fallback for the websocket: ``?ids=1,2,3`` -> the same payloads as pushes."""
+    ids: list[int] = []
+    for part in request.GET.get("ids", "").split(",")[:100]:
+        if part.strip().isdigit():
+            ids.append(int(part))
+    found = selectors.status_for(request.user, ids)
+    return JsonResponse({"analyses": [services.analysis_message(a) for a in found]})
+
+
+@login_required
+@require_GET
+def history(request: HttpRequest) -> HttpResponse:
+    form = HistoryFilterForm(request.GET or None)
+    filters = form.filters() if request.GET else {}
+    paginator = Paginator(selectors.analyses_for(request.user, **filters), 24)
+    page = paginator.get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "recognition/history.html",
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "filtered": bool(filters),
+            "history_config": {"statusUrl": reverse("analysis-status")},
+        },
+    )
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "recognition/dashboard.html",
+        {"stats": selectors.stats_for(request.user)},
+    )
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return (
+            "'" + value
+        )  # no formula injection when the CSV is opened in a spreadsheet
+    return "" if value is None else value
+
+
+@login_required
+@require_GET
+def export(request: HttpRequest, fmt: str) -> HttpResponse:
+    """Download one's own history as CSV or JSON."""
+    rows = selectors.export_rows(request.user)
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    if fmt == "json":
+        response = HttpResponse(
+            json.dumps({"analyses": rows}, indent=2),
+            content_type="application/json",
+        )
+    else:
+        writer = csv.writer(_Echo())
+        header = selectors.EXPORT_FIELDS
+        lines = [writer.writerow(header)] + [
+            writer.writerow([_csv_cell(row[k]) for k in header]) for row in rows
+        ]
+        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="emotionsite-{stamp}.{fmt}"'
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def analysis_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    analysis = selectors.get_analysis_for(request.user, pk)
+    if request.method == "POST":
+        services.delete_analysis(owner=request.user, analysis_id=analysis.pk)
+        messages.success(
+            request, f"Deleted {analysis.original_name or 'the analysis'}."
+        )
+        return redirect("history")
+    return render(
+        request,
+        "recognition/confirm_delete.html",
+        {
+            "analysis": analysis,
+            "action": reverse("analysis-delete", args=[analysis.pk]),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete_my_data(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        count = services.delete_user_data(owner=request.user)
+        messages.success(
+            request, f"Deleted all your data ({count} analyses and their files)."
+        )
+        return redirect("history")
+    return render(
+        request,
+        "recognition/confirm_delete.html",
+        {
+            "analysis": None,
+            "count": selectors.analyses_for(request.user).count(),
+            "action": reverse("delete-my-data"),
+        },
+    )
