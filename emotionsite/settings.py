@@ -184,6 +184,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Emotion recognition from faces and voices.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request/response components, so uploads are documented as binary, not URLs.
+    "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

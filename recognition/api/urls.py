@@ -1,2 +1,27 @@
-"""REST API v1 routes."""
-urlpatterns: list = []
+"""REST API v1 routes (namespace ``api``). Unknown paths under /api/v1/ answer a JSON 404."""
+
+from django.urls import path, re_path
+
+from . import views
+from .exceptions import not_found
+
+app_name = "api"
+
+urlpatterns = [
+    path("auth/token/", views.TokenView.as_view(), name="token"),
+    path("auth/token/revoke/", views.TokenRevokeView.as_view(), name="token-revoke"),
+    path("analyses/", views.AnalysisListView.as_view(), name="analysis-list"),
+    path(
+        "analyses/<int:pk>/", views.AnalysisDetailView.as_view(), name="analysis-detail"
+    ),
+    path(
+        "analyses/<int:pk>/media/",
+        views.AnalysisMediaView.as_view(),
+        name="analysis-media",
+    ),
+    path("export.csv", views.ExportCsvView.as_view(), name="export-csv"),
+    path("export.json", views.ExportJsonView.as_view(), name="export-json"),
+    path("models/", views.ModelsView.as_view(), name="models"),
+    path("stats/", views.StatsView.as_view(), name="stats"),
+    re_path(r"^.*$", not_found, name="not-found"),
+]

@@ -1,0 +1,261 @@
+"""Input validation and output shapes of the REST API (no logic: services and selectors act).
+
+The ``result`` of an analysis is stored by the services in exactly the shape the API returns;
+the ``*Result`` serializers below only describe that shape for the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from recognition.models import Analysis
+
+# ----------------------------------------------------------------------------- errors
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    status = serializers.IntegerField(help_text="The HTTP status, repeated.")
+    code = serializers.CharField(
+        help_text="Stable machine-readable code, e.g. `too_large`, `not_authenticated`."
+    )
+    message = serializers.CharField(help_text="A sentence for a person.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Validation errors only: field name -> messages.",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error response."""
+
+    error = ErrorDetailSerializer()
+
+
+# ----------------------------------------------------------------------------- tokens
+
+
+class CredentialsSerializer(serializers.Serializer):
+    username = serializers.CharField(write_only=True)
+    password = serializers.CharField(
+        write_only=True, trim_whitespace=False, style={"input_type": "password"}
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        user = authenticate(
+            request=self.context.get("request"),
+            username=attrs["username"],
+            password=attrs["password"],
+        )
+        if user is None:  # also inactive users (ModelBackend)
+            raise serializers.ValidationError(
+                "Unable to sign in with these credentials.", code="invalid_credentials"
+            )
+        attrs["user"] = user
+        return attrs
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField(
+        help_text="Send it as `Authorization: Token <token>`."
+    )
+
+
+# ----------------------------------------------------------------------------- uploads and filters
+
+
+class UploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text="A photo (JPEG, PNG, WebP, HEIC...), a voice recording (WAV, FLAC, MP3, OGG...) or a "
+        "video. The type is read from the file's bytes, not its name."
+    )
+
+
+class UploadQuerySerializer(serializers.Serializer):
+    wait = serializers.FloatField(
+        required=False,
+        default=0.0,
+        min_value=0.0,
+        help_text="Seconds to wait for the result before answering (capped by the server's API_MAX_WAIT_SECONDS, "
+        "30 by default). 201 when finished in time, else 202.",
+    )
+
+    def validate_wait(self, value: float) -> float:
+        return min(value, float(getattr(settings, "API_MAX_WAIT_SECONDS", 30.0)))
+
+
+class AnalysisFilterSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Analysis.Kind.choices, required=False)
+    emotion = serializers.CharField(
+        required=False, max_length=16, help_text="Headline emotion, e.g. `happy`."
+    )
+    date_from = serializers.DateField(
+        required=False, help_text="Created on or after this day (YYYY-MM-DD, UTC)."
+    )
+    date_to = serializers.DateField(
+        required=False, help_text="Created on or before this day (YYYY-MM-DD, UTC)."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if (
+            attrs.get("date_from")
+            and attrs.get("date_to")
+            and attrs["date_from"] > attrs["date_to"]
+        ):
+            raise serializers.ValidationError(
+                {"date_to": ["Must not be before date_from."]}
+            )
+        return attrs
+
+
+# ----------------------------------------------------------------------------- results (schema only)
+
+
+def probabilities_field(help_text: str) -> serializers.DictField:
+    return serializers.DictField(child=serializers.FloatField(), help_text=help_text)
+
+
+class FaceResultSerializer(serializers.Serializer):
+    box = serializers.ListField(
+        child=serializers.IntegerField(),
+        min_length=4,
+        max_length=4,
+        help_text="[x, y, width, height] in pixels.",
+    )
+    emotion = serializers.CharField()
+    confidence = serializers.FloatField()
+    probabilities = probabilities_field("The 7 face labels -> probability (sums to 1).")
+
+
+class VoiceWindowSerializer(serializers.Serializer):
+    start = serializers.FloatField(help_text="Seconds.")
+    end = serializers.FloatField(help_text="Seconds.")
+    emotion = serializers.CharField(allow_null=True)
+    confidence = serializers.FloatField(allow_null=True)
+    probabilities = probabilities_field("The 8 voice labels -> probability.")
+
+
+class VoiceResultSerializer(serializers.Serializer):
+    emotion = serializers.CharField(
+        allow_null=True, help_text="null when no speech was heard."
+    )
+    confidence = serializers.FloatField(allow_null=True)
+    probabilities = probabilities_field("The 8 voice labels -> probability.")
+    speech = serializers.BooleanField(required=False)
+    duration = serializers.FloatField(required=False, help_text="Seconds.")
+    windows = VoiceWindowSerializer(many=True)
+
+
+class ResultSerializer(serializers.Serializer):
+    """What the models found; keys appear where they apply to the kind of media."""
+
+    width = serializers.IntegerField(required=False)
+    height = serializers.IntegerField(required=False)
+    faces = FaceResultSerializer(many=True, required=False)
+    voice = VoiceResultSerializer(required=False)
+
+
+@extend_schema_field(ResultSerializer)
+class ResultField(serializers.JSONField):
+    """The stored result JSON, documented as ``ResultSerializer``."""
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
+        },
+    }
+)
+class ModelsUsedField(serializers.JSONField):
+    """Task -> {name, version} of the models that produced the result."""
+
+
+# ----------------------------------------------------------------------------- analyses
+
+
+def api_result(analysis: Analysis) -> dict[str, Any]:
+    """The stored result in the API's shape. Audio results are stored as the voice analysis
+    itself; the API nests them under ``voice`` (as a video's sound track is) so clients read
+    ``result.faces`` and ``result.voice`` whatever the kind."""
+    result = analysis.result or {}
+    if (
+        analysis.kind == Analysis.Kind.AUDIO
+        and "voice" not in result
+        and "windows" in result
+    ):
+        return {"voice": result}
+    return result
+
+
+class AnalysisSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="This analysis in the API.")
+    media_url = serializers.SerializerMethodField(
+        help_text="The uploaded file (owner only)."
+    )
+    models = ModelsUsedField(source="models_used", read_only=True)
+    result = ResultField(read_only=True)
+
+    class Meta:
+        model = Analysis
+        fields = (
+            "id", "url", "kind", "status", "progress", "error", "original_name", "content_type", "size",
+            "emotion", "confidence", "face_count", "created", "started", "finished", "models", "result",
+            "timings", "media_url",
+        )  # fmt: skip
+        read_only_fields = fields
+
+    def to_representation(self, instance: Analysis) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["result"] = api_result(instance)
+        return data
+
+    def _absolute(self, name: str, obj: Analysis) -> str:
+        path = reverse(name, kwargs={"pk": obj.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+    def get_url(self, obj: Analysis) -> str:
+        return self._absolute("api:analysis-detail", obj)
+
+    def get_media_url(self, obj: Analysis) -> str:
+        return self._absolute("api:analysis-media", obj)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+class ModelCardSerializer(serializers.Serializer):
+    """A served model as its card describes it (models/<name>.json)."""
+
+    task = serializers.CharField(help_text="`face` or `voice`.")
+    name = serializers.CharField()
+    version = serializers.CharField()
+    architecture = serializers.CharField(allow_null=True)
+    classes = serializers.ListField(child=serializers.CharField())
+    accuracy = serializers.FloatField(
+        allow_null=True, help_text="Held-out test accuracy from the card."
+    )
+    ece = serializers.FloatField(
+        allow_null=True, help_text="Expected calibration error on the test set."
+    )
+    test_size = serializers.IntegerField(
+        allow_null=True, help_text="Number of test examples."
+    )
+    test_data = serializers.CharField(allow_null=True)
+    parameters = serializers.IntegerField(allow_null=True)
+    date = serializers.CharField(allow_null=True)
+    available = serializers.BooleanField(
+        help_text="false when the card or model file cannot be read."
+    )
+    detail = serializers.CharField(
+        allow_blank=True, help_text="Why the model is unavailable, if it is."
+    )

@@ -1,0 +1,438 @@
+"""REST API v1 views: parse and validate, call a service or selector, render. Nothing else.
+
+Authentication: ``Authorization: Token <token>`` (from ``POST /api/v1/auth/token/``) or the
+site's session. Errors use one JSON shape (see ``exceptions.py``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.authtoken.models import Token
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from recognition import media, selectors, services
+from recognition.inference import registry
+from recognition.models import Analysis
+
+from .exceptions import PayloadTooLarge
+from .serializers import (
+    AnalysisFilterSerializer,
+    AnalysisSerializer,
+    CredentialsSerializer,
+    ErrorSerializer,
+    ModelCardSerializer,
+    TokenSerializer,
+    UploadQuerySerializer,
+    UploadSerializer,
+)
+from .throttling import DEFAULT_THROTTLES, TokenCreateThrottle, UploadThrottle
+
+FINISHED = (Analysis.Status.DONE, Analysis.Status.FAILED)
+# Multipart framing around the file; a request longer than limit + this is refused unread.
+MULTIPART_SLACK = 64 * 1024
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """Schema entries for the error statuses an endpoint can answer."""
+    return {
+        code: OpenApiResponse(ErrorSerializer, description=f"Error ({code}).")
+        for code in codes
+    }
+
+
+class ApiView(APIView):
+    """Base of every endpoint: per-user and anonymous throttles whose rates follow settings."""
+
+    throttle_classes = DEFAULT_THROTTLES
+
+
+class AnyContentNegotiation(DefaultContentNegotiation):
+    """File and export responses ignore ``Accept`` (they are not rendered by DRF); errors from
+    them are still JSON."""
+
+    def select_renderer(
+        self, request: Request, renderers: list, format_suffix: str | None = None
+    ) -> tuple:
+        return renderers[0], renderers[0].media_type
+
+
+# ----------------------------------------------------------------------------- tokens
+
+
+class TokenView(ApiView):
+    """``POST``: username + password -> token (same token until revoked). ``DELETE``: revoke it."""
+
+    parser_classes = (JSONParser, FormParser, MultiPartParser)
+
+    def _is_post(self) -> bool:
+        return (
+            getattr(self.request, "method", None) == "POST"
+        )  # request is None in schema generation
+
+    def get_authenticators(self) -> list:
+        # Credentials are in the body: a stale or revoked token header must not block a new one.
+        return [] if self._is_post() else super().get_authenticators()
+
+    def get_permissions(self) -> list:
+        return [AllowAny()] if self._is_post() else super().get_permissions()
+
+    def get_throttles(self) -> list:
+        return [TokenCreateThrottle()] if self._is_post() else super().get_throttles()
+
+    @extend_schema(
+        operation_id="auth_token_create",
+        tags=["auth"],
+        request=CredentialsSerializer,
+        responses={200: TokenSerializer, **errors(400, 429)},
+        auth=[],
+        summary="Get an API token",
+        description="Exchange a username and password for a token (throttled per client: scope `token`).",
+    )
+    def post(self, request: Request) -> Response:
+        credentials = CredentialsSerializer(
+            data=request.data, context={"request": request}
+        )
+        credentials.is_valid(raise_exception=True)
+        token, _ = Token.objects.get_or_create(user=credentials.validated_data["user"])
+        return Response({"token": token.key})
+
+    @extend_schema(
+        operation_id="auth_token_revoke",
+        tags=["auth"],
+        request=None,
+        responses={204: OpenApiResponse(description="Revoked."), **errors(401, 429)},
+        summary="Revoke the API token",
+        description="Deletes the caller's token; requests with it then answer 401.",
+    )
+    def delete(self, request: Request) -> Response:
+        Token.objects.filter(user=request.user).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokenRevokeView(ApiView):
+    """``POST /auth/token/revoke/``: the same as ``DELETE /auth/token/``, for clients without DELETE."""
+
+    @extend_schema(
+        operation_id="auth_token_revoke_post",
+        tags=["auth"],
+        request=None,
+        responses={204: OpenApiResponse(description="Revoked."), **errors(401, 429)},
+        summary="Revoke the API token (POST)",
+    )
+    def post(self, request: Request) -> Response:
+        Token.objects.filter(user=request.user).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ----------------------------------------------------------------------------- analyses
+
+
+class AnalysisPagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+def wait_until_finished(analysis: Analysis, seconds: float) -> Analysis:
+    """Re-read the analysis until it is done or failed or ``seconds`` pass (HTTP long-poll)."""
+    deadline = time.monotonic() + seconds
+    delay = 0.05
+    analysis.refresh_from_db()
+    while analysis.status not in FINISHED and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(delay, left))
+        delay = min(delay * 1.5, 0.25)
+        analysis.refresh_from_db()
+    return analysis
+
+
+def reject_oversized(request: Request) -> None:
+    """413 from the Content-Length header, before a byte of a huge body is read."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > settings.MAX_UPLOAD_BYTES + MULTIPART_SLACK:
+        limit_mb = settings.MAX_UPLOAD_BYTES / (1024 * 1024)
+        raise PayloadTooLarge(
+            f"The upload is too large; the limit is {limit_mb:.0f} MB."
+        )
+
+
+class AnalysisListView(ApiView):
+    """The caller's analyses (newest first) and new uploads."""
+
+    parser_classes = (MultiPartParser, FormParser)
+    pagination_class = (
+        AnalysisPagination  # also tells the schema generator the list is paginated
+    )
+
+    def get_throttles(self) -> list:
+        throttles = super().get_throttles()
+        return (
+            [*throttles, UploadThrottle()]
+            if self.request.method == "POST"
+            else throttles
+        )
+
+    @extend_schema(
+        operation_id="analyses_list",
+        tags=["analyses"],
+        parameters=[AnalysisFilterSerializer],
+        responses={200: AnalysisSerializer(many=True), **errors(400, 401, 429)},
+        summary="List your analyses",
+        description="Newest first, paginated (`page`, `page_size` up to 100), filtered by kind, "
+        "headline emotion and creation day.",
+    )
+    def get(self, request: Request) -> Response:
+        filters = AnalysisFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        analyses = selectors.analyses_for(request.user, **filters.validated_data)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(analyses, request, view=self)
+        return paginator.get_paginated_response(
+            AnalysisSerializer(page, many=True, context={"request": request}).data
+        )
+
+    @extend_schema(
+        operation_id="analyses_create",
+        tags=["analyses"],
+        parameters=[UploadQuerySerializer],
+        request={"multipart/form-data": UploadSerializer},
+        responses={
+            201: OpenApiResponse(
+                AnalysisSerializer,
+                description="Finished within `wait` seconds (done or failed).",
+            ),
+            202: OpenApiResponse(
+                AnalysisSerializer,
+                description="Accepted; poll `url` until `status` is done or failed.",
+            ),
+            **errors(400, 401, 413, 415, 429),
+        },
+        summary="Upload a photo, recording or video for analysis",
+        description="The kind is read from the file's bytes. Without `wait` the answer is 202 at once; "
+        "with `wait=N` it comes when the analysis finishes (201) or after N seconds (202).",
+    )
+    def post(self, request: Request) -> Response:
+        reject_oversized(request)
+        query = UploadQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        upload = UploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        file = upload.validated_data["file"]
+        analysis = services.create_analysis(
+            owner=request.user, upload=file, filename=file.name
+        )
+        wait = query.validated_data["wait"]
+        if wait > 0:
+            analysis = wait_until_finished(analysis, wait)
+        data = AnalysisSerializer(analysis, context={"request": request}).data
+        code = (
+            status.HTTP_201_CREATED
+            if wait > 0 and analysis.status in FINISHED
+            else status.HTTP_202_ACCEPTED
+        )
+        return Response(data, status=code, headers={"Location": data["url"]})
+
+
+class AnalysisDetailView(ApiView):
+    @extend_schema(
+        operation_id="analyses_retrieve",
+        tags=["analyses"],
+        responses={200: AnalysisSerializer, **errors(401, 404, 429)},
+        summary="One of your analyses",
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        analysis = selectors.get_analysis_for(request.user, pk)
+        return Response(AnalysisSerializer(analysis, context={"request": request}).data)
+
+    @extend_schema(
+        operation_id="analyses_destroy",
+        tags=["analyses"],
+        responses={
+            204: OpenApiResponse(description="Deleted, with its files."),
+            **errors(401, 404, 429),
+        },
+        summary="Delete one of your analyses and its files",
+    )
+    def delete(self, request: Request, pk: int) -> Response:
+        services.delete_analysis(owner=request.user, analysis_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AnalysisMediaView(ApiView):
+    content_negotiation_class = AnyContentNegotiation
+
+    @extend_schema(
+        operation_id="analyses_media",
+        tags=["analyses"],
+        parameters=[
+            OpenApiParameter(
+                "download", OpenApiTypes.BOOL, description="Send as an attachment."
+            )
+        ],
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The uploaded file."
+            ),
+            **errors(401, 404, 429),
+        },
+        summary="The file you uploaded",
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        analysis = selectors.get_analysis_for(request.user, pk)
+        download = request.query_params.get("download", "").lower() in {
+            "1",
+            "true",
+            "yes",
+        }
+        return media.serve(analysis, download=download)
+
+
+# ----------------------------------------------------------------------------- export, stats, models
+
+
+class ExportCsvView(ApiView):
+    content_negotiation_class = AnyContentNegotiation
+
+    @extend_schema(
+        operation_id="export_csv",
+        tags=["history"],
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="One row per analysis."
+            ),
+            **errors(401, 429),
+        },
+        summary="Your analyses as CSV",
+    )
+    def get(self, request: Request) -> HttpResponse:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(
+            buffer, fieldnames=selectors.EXPORT_FIELDS, extrasaction="ignore"
+        )
+        writer.writeheader()
+        for row in selectors.export_rows(
+            request.user
+        ):  # structured columns as JSON text
+            writer.writerow(
+                {
+                    k: json.dumps(v) if isinstance(v, (dict, list)) else v
+                    for k, v in row.items()
+                }
+            )
+        response = HttpResponse(
+            buffer.getvalue(), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = (
+            'attachment; filename="emotionsite-analyses.csv"'
+        )
+        return response
+
+
+class ExportJsonView(ApiView):
+    content_negotiation_class = AnyContentNegotiation
+
+    @extend_schema(
+        operation_id="export_json",
+        tags=["history"],
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT, description='`{"analyses": [rows]}`'
+            ),
+            **errors(401, 429),
+        },
+        summary="Your analyses as JSON",
+    )
+    def get(self, request: Request) -> HttpResponse:
+        rows = selectors.export_rows(request.user)
+        body = json.dumps({"analyses": rows}, default=str, indent=1)
+        response = HttpResponse(body, content_type="application/json")
+        response["Content-Disposition"] = (
+            'attachment; filename="emotionsite-analyses.json"'
+        )
+        return response
+
+
+class StatsView(ApiView):
+    @extend_schema(
+        operation_id="stats",
+        tags=["history"],
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="The dashboard's numbers."
+            ),
+            **errors(401, 429),
+        },
+        summary="Your dashboard numbers",
+    )
+    def get(self, request: Request) -> Response:
+        return Response(selectors.stats_for(request.user))
+
+
+def served_models() -> dict[str, str]:
+    """Task -> served model name, from models/registry.json (empty when there is none yet)."""
+    try:
+        names = json.loads((registry.models_dir() / "registry.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return (
+        {task: name for task, name in sorted(names.items()) if isinstance(name, str)}
+        if isinstance(names, dict)
+        else {}
+    )
+
+
+def model_summary(task: str, name: str) -> dict[str, Any]:
+    """The API view of one model card (registry + card), marked unavailable when unreadable."""
+    summary: dict[str, Any] = {"task": task, "name": name, "version": "", "architecture": None, "classes": [],
+                               "accuracy": None, "ece": None, "test_size": None, "test_data": None,
+                               "parameters": None, "date": None, "available": True, "detail": ""}  # fmt: skip
+    try:
+        card = registry.load_card(name)
+    except registry.ModelUnavailable as exc:
+        return {**summary, "available": False, "detail": str(exc)}
+    metrics = card.get("metrics") or {}
+    test = metrics.get("test") if isinstance(metrics.get("test"), dict) else metrics
+    path = registry.models_dir() / card.get("file", f"{name}.keras")
+    summary.update(
+        version=str(card.get("version", "")),
+        architecture=card.get("architecture"),
+        classes=list(card.get("classes", [])),
+        accuracy=test.get("accuracy"),
+        ece=test.get("ece"),
+        test_size=test.get("n"),
+        test_data=(card.get("data") or {}).get("test"),
+        parameters=card.get("parameters"),
+        date=card.get("date"),
+    )
+    if not path.exists():
+        summary.update(available=False, detail=f"model file {path.name} is missing")
+    return summary
+
+
+class ModelsView(ApiView):
+    @extend_schema(
+        operation_id="models_list",
+        tags=["models"],
+        responses={200: ModelCardSerializer(many=True), **errors(401, 429)},
+        summary="The served models and their test metrics",
+    )
+    def get(self, request: Request) -> Response:
+        cards = [model_summary(task, name) for task, name in served_models().items()]
+        return Response(ModelCardSerializer(cards, many=True).data)
