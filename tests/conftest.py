@@ -17,6 +17,13 @@ def _media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """PBKDF2 with production iterations costs ~0.5 s per hash on this machine; tests that log
+    in or create users would spend most of their time hashing. Behaviour is unchanged."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def face_photo() -> bytes:
     """A real photo with one clear face (test_image.jpg)."""
@@ -58,3 +65,29 @@ def alice_client(client, user):
 
 def redis_url() -> str:
     return os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def tiny_face_models(tmp_path_factory) -> Path:
+    """A models folder with an untrained, tiny face CNN, its card and registry.json: exercises
+    the face inference and evaluation plumbing without the shipped model (accuracy meaningless)."""
+    import json
+
+    from recognition.inference.labels import FACE_EMOTIONS
+    from recognition.inference.registry import sha256_file, write_card
+    from training.face import build_cnn
+
+    directory = tmp_path_factory.mktemp("tiny_face_models")
+    build_cnn(len(FACE_EMOTIONS), width=0.125, dense=16).save(directory / "face_tiny.keras")
+    card = {
+        "name": "face_tiny",
+        "task": "face",
+        "version": "0.test",
+        "file": "face_tiny.keras",
+        "classes": list(FACE_EMOTIONS),
+        "temperature": 1.0,
+        "sha256": sha256_file(directory / "face_tiny.keras"),
+    }
+    write_card(card, directory)
+    (directory / "registry.json").write_text(json.dumps({"face": "face_tiny"}))
+    return directory
