@@ -123,6 +123,10 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="emotionsite <noreply@localhost>")
+# Real mail (password-reset links): EMAIL_URL=smtp+tls://user:password@smtp.example.com:587
+# sets EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER/PASSWORD, EMAIL_USE_TLS/SSL.
+if env.str("EMAIL_URL", default=""):
+    globals().update(env.email_url("EMAIL_URL"))
 
 # --- Redis: Celery, Channels, cache -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

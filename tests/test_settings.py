@@ -52,6 +52,10 @@ print(json.dumps({
     "hsts": getattr(settings, "SECURE_HSTS_SECONDS", 0),
     "session_cookie_secure": settings.SESSION_COOKIE_SECURE,
     "staticfiles": settings.STORAGES["staticfiles"]["BACKEND"],
+    "email_backend": settings.EMAIL_BACKEND,
+    "email_host": settings.EMAIL_HOST,
+    "email_port": settings.EMAIL_PORT,
+    "email_tls": settings.EMAIL_USE_TLS,
 }))
 """
 
@@ -128,6 +132,7 @@ def _production_env(tmp_path: Path) -> dict[str, str]:
         "DATABASE_URL": "postgres://emotionsite:pw@db.internal:5432/emotionsite",
         "REDIS_URL": "redis://cache.internal:6379/0",
         "MEDIA_ROOT": str(tmp_path / "media"),
+        "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
     }
 
 
@@ -143,6 +148,7 @@ def test_embedded_default_needs_no_services(tmp_path):
     assert probe["eager"] is True
     assert probe["broker"] == "memory://"
     assert probe["debug"] is True
+    assert probe["email_backend"] == "django.core.mail.backends.console.EmailBackend"
     assert (
         "127.0.0.1" in probe["allowed_hosts"] and "localhost" in probe["allowed_hosts"]
     )
@@ -226,6 +232,12 @@ def test_production_variables(tmp_path):
     assert probe["ssl_redirect"] is True
     assert probe["hsts"] >= 31536000
     assert probe["session_cookie_secure"] is True
+    assert probe["email_backend"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert (probe["email_host"], probe["email_port"], probe["email_tls"]) == (
+        "smtp.example.com",
+        587,
+        True,
+    )
     assert (
         probe["staticfiles"]
         == "whitenoise.storage.CompressedManifestStaticFilesStorage"
