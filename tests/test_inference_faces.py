@@ -35,7 +35,11 @@ def encode(image: Image.Image, fmt: str, **options) -> bytes:
 @pytest.fixture(scope="module")
 def photo_rgb() -> Image.Image:
     """test_image.jpg (six faces) at 1024x768 as a PIL RGB image, to keep the tests quick."""
-    return Image.open(MEDIA / "test_image.jpg").convert("RGB").resize((1024, 768), Image.Resampling.LANCZOS)
+    return (
+        Image.open(MEDIA / "test_image.jpg")
+        .convert("RGB")
+        .resize((1024, 768), Image.Resampling.LANCZOS)
+    )
 
 
 @pytest.fixture
@@ -69,18 +73,25 @@ def test_formats_decode_by_magic_bytes(photo_rgb, fmt):
         pillow_heif.register_heif_opener()
     small = photo_rgb.resize((160, 120))
     data = encode(small, fmt)
-    assert sniff_image_format(data) == {"HEIF": "heif", "WEBP": "webp"}.get(fmt, fmt.lower())
+    assert sniff_image_format(data) == {"HEIF": "heif", "WEBP": "webp"}.get(
+        fmt, fmt.lower()
+    )
     bgr = decode_image(data)
     assert bgr.shape == (120, 160, 3)
     reference = cv2.cvtColor(np.asarray(small), cv2.COLOR_RGB2BGR).astype(int)
-    assert np.abs(bgr.astype(int) - reference).mean() < 12  # lossy formats, GIF's palette
+    assert (
+        np.abs(bgr.astype(int) - reference).mean() < 12
+    )  # lossy formats, GIF's palette
 
 
 def test_grey_rgba_16bit_and_cmyk_photos_all_find_the_faces(photo_rgb):
     grey = photo_rgb.convert("L")
     rgba = photo_rgb.convert("RGBA")
     grey16 = cv2.imencode(".png", np.asarray(grey).astype(np.uint16) * 257)[1].tobytes()
-    bgr48 = cv2.imencode(".png", cv2.cvtColor(np.asarray(photo_rgb), cv2.COLOR_RGB2BGR).astype(np.uint16) * 257)[1].tobytes()
+    bgr48 = cv2.imencode(
+        ".png",
+        cv2.cvtColor(np.asarray(photo_rgb), cv2.COLOR_RGB2BGR).astype(np.uint16) * 257,
+    )[1].tobytes()
     inputs = {
         "grey png": encode(grey, "PNG"),
         "grey jpeg": encode(grey, "JPEG", quality=92),
@@ -88,14 +99,22 @@ def test_grey_rgba_16bit_and_cmyk_photos_all_find_the_faces(photo_rgb):
         "16-bit grey png": grey16,
         "16-bit colour png": bgr48,
         "cmyk jpeg": encode(photo_rgb.convert("CMYK"), "JPEG", quality=92),
-        "palette png": encode(photo_rgb.convert("P", palette=Image.Palette.ADAPTIVE), "PNG"),
+        "palette png": encode(
+            photo_rgb.convert("P", palette=Image.Palette.ADAPTIVE), "PNG"
+        ),
     }
     assert Image.open(io.BytesIO(grey16)).mode.startswith("I")
     for name, data in inputs.items():
         bgr = decode_image(data)
         assert bgr.shape == (768, 1024, 3) and bgr.dtype == np.uint8, name
         # same picture, not a black or white page (16-bit data must be scaled, not clipped)
-        assert abs(float(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).mean()) - float(np.asarray(grey).mean())) < 6, name
+        assert (
+            abs(
+                float(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).mean())
+                - float(np.asarray(grey).mean())
+            )
+            < 6
+        ), name
         assert 5 <= len(faces.detect_faces(bgr)) <= 7, name
 
 
@@ -119,17 +138,30 @@ def test_exif_rotated_photo_is_turned_upright_and_faces_found(photo_rgb):
     found = faces.detect_faces(bgr)
     assert len(found) == len(upright) >= 5
     for (x, y, w, h), (ux, uy, uw, uh) in zip(found, upright, strict=True):
-        assert abs((x + w / 2) - (ux + uw / 2)) < 12 and abs((y + h / 2) - (uy + uh / 2)) < 12
+        assert (
+            abs((x + w / 2) - (ux + uw / 2)) < 12
+            and abs((y + h / 2) - (uy + uh / 2)) < 12
+        )
 
 
 def craft_png(width: int, height: int) -> bytes:
     """A tiny PNG whose header declares width x height pixels (a decompression bomb)."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize(
@@ -142,7 +174,10 @@ def craft_png(width: int, height: int) -> bytes:
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 300, "corrupt"),
         (b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\x01" * 100, "corrupt"),
         (craft_png(50_000, 50_000), "too large"),
-        (craft_png(8_000, 6_000), "too large"),  # 48 MP: over the 40 MP default, under Pillow's own
+        (
+            craft_png(8_000, 6_000),
+            "too large",
+        ),  # 48 MP: over the 40 MP default, under Pillow's own
     ],
 )
 def test_unusable_bytes_raise_invalid_media(data, message):
@@ -166,7 +201,14 @@ def test_pixel_limit_comes_from_settings(settings, face_photo):
 
 @pytest.mark.parametrize(
     "image",
-    [None, 42, "photo.jpg", np.zeros((0, 0, 3), np.uint8), np.zeros((20, 20), np.float32), np.zeros((4, 4, 2), np.uint8)],
+    [
+        None,
+        42,
+        "photo.jpg",
+        np.zeros((0, 0, 3), np.uint8),
+        np.zeros((20, 20), np.float32),
+        np.zeros((4, 4, 2), np.uint8),
+    ],
 )
 def test_wrong_types_raise_invalid_media(image):
     with pytest.raises(InvalidMedia):
@@ -188,7 +230,7 @@ def test_faces_found_on_the_test_photos(face_photo, group_photo):
 def test_the_selfie_face_is_the_large_box_in_the_lower_middle(face_photo):
     boxes = faces.detect_faces(decode_image(face_photo))
     x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
-    assert 300 < w < 600 and 780 < y < 950 and 750 < x < 950
+    assert 300 < w < 600 and h > w and 780 < y < 950 and 750 < x < 950
 
 
 def test_small_images_are_upscaled_for_detection():
@@ -218,21 +260,29 @@ def test_analyze_image_contract(tiny_model, group_photo):
         assert set(face) == {"box", "emotion", "confidence", "probabilities"}
         assert list(face["probabilities"]) == list(FACE_EMOTIONS)
         assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
-        assert face["emotion"] == max(face["probabilities"], key=face["probabilities"].get)
+        assert face["emotion"] == max(
+            face["probabilities"], key=face["probabilities"].get
+        )
         assert face["confidence"] == face["probabilities"][face["emotion"]]
 
 
 def test_array_input_gives_the_same_faces_as_bytes(tiny_model, group_photo):
     from_bytes = faces.analyze_image(group_photo)
     from_array = faces.analyze_image(cv2.imread(str(MEDIA / "12_angry_men.jpg")))
-    from_grey = faces.analyze_image(cv2.imread(str(MEDIA / "12_angry_men.jpg"), cv2.IMREAD_GRAYSCALE))
-    assert [f["box"] for f in from_array["faces"]] == [f["box"] for f in from_bytes["faces"]]
+    from_grey = faces.analyze_image(
+        cv2.imread(str(MEDIA / "12_angry_men.jpg"), cv2.IMREAD_GRAYSCALE)
+    )
+    assert [f["box"] for f in from_array["faces"]] == [
+        f["box"] for f in from_bytes["faces"]
+    ]
     assert len(from_grey["faces"]) == len(from_bytes["faces"])
     assert from_array["timings"]["decode_ms"] < from_bytes["timings"]["decode_ms"]
 
 
 def test_batched_classification_equals_one_by_one(tiny_model):
-    crops = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted(FER.glob("*/*.jpg"))]
+    crops = [
+        cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted(FER.glob("*/*.jpg"))
+    ]
     batch = faces.classify_faces(crops)
     single = np.concatenate([faces.classify_faces([c]) for c in crops])
     assert batch.shape == (len(crops), 7)
@@ -242,7 +292,11 @@ def test_batched_classification_equals_one_by_one(tiny_model):
 def test_concurrent_threads_get_the_same_results(tiny_model, face_photo, group_photo):
     expected = [faces.analyze_image(d)["faces"] for d in (face_photo, group_photo)]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda d: faces.analyze_image(d)["faces"], [face_photo, group_photo] * 3))
+        results = list(
+            pool.map(
+                lambda d: faces.analyze_image(d)["faces"], [face_photo, group_photo] * 3
+            )
+        )
     for i, got in enumerate(results):
         want = expected[i % 2]
         assert [f["box"] for f in got] == [f["box"] for f in want]
@@ -273,18 +327,26 @@ def test_corrupt_model_files_raise_model_unavailable(tmp_path, tiny_face_models)
     with pytest.raises(registry.ModelUnavailable, match="could not be loaded"):
         registry.get_model("face_bad", directory=tmp_path)
     # a real model file that is not the one its card describes
-    (tmp_path / "face_swapped.keras").write_bytes((tiny_face_models / "face_tiny.keras").read_bytes())
-    registry.write_card({"name": "face_swapped", "classes": list(FACE_EMOTIONS), "sha256": "0" * 64}, tmp_path)
+    (tmp_path / "face_swapped.keras").write_bytes(
+        (tiny_face_models / "face_tiny.keras").read_bytes()
+    )
+    registry.write_card(
+        {"name": "face_swapped", "classes": list(FACE_EMOTIONS), "sha256": "0" * 64},
+        tmp_path,
+    )
     with pytest.raises(registry.ModelUnavailable, match="does not match the sha256"):
         registry.get_model("face_swapped", directory=tmp_path)
-    with pytest.raises(registry.ModelUnavailable, match="card .* is missing or unreadable"):
+    with pytest.raises(
+        registry.ModelUnavailable, match="card .* is missing or unreadable"
+    ):
         registry.get_model("face_nothing", directory=tmp_path)
 
 
 # --- the shipped model ----------------------------------------------------------------------
 
 shipped = pytest.mark.skipif(
-    not (REPO_MODELS / "registry.json").exists(), reason="the face model has not been shipped to models/ yet"
+    not (REPO_MODELS / "registry.json").exists(),
+    reason="the face model has not been shipped to models/ yet",
 )
 
 
