@@ -1,0 +1,296 @@
+"""Websocket consumers: authenticate, validate every message, push work off the event loop, reply.
+
+``LiveConsumer`` (/ws/live/) answers webcam frames with faces and emotions and microphone chunks
+with the voice emotion; the logic (limits, latest-frame-wins, aggregation, saving) is in
+``recognition.live``. Replies are JSON: ``ready``, ``result``, ``voice``, ``dropped``, ``error``,
+``saved``, ``pong``. Close codes: 4401 not signed in / signed out, 4429 far over the rate limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from recognition import live
+from recognition.inference.errors import InvalidMedia
+from recognition.inference.registry import ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_RATE = 4429
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    """One browser tab's live session. Results go only to this socket (never to a group)."""
+
+    user: Any
+    limits: live.LiveLimits
+    recorder: live.SessionRecorder
+    session_id: str
+
+    async def connect(self) -> None:
+        self.frames: live.LatestWins | None = None
+        self.voice: live.LatestWins | None = None
+        self.closing = False
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            # Accept, then close: a rejected handshake reaches the browser as a bare 1006,
+            # whereas 4401 lets the page say "sign in again".
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user = user
+        self.limits = live.LiveLimits.from_settings()
+        self.rate = live.RateLimiter(self.limits.max_messages_per_second)
+        self.rejected = 0
+        self.recorder = live.SessionRecorder()
+        self.session_id = uuid.uuid4().hex
+        self.frames = live.LatestWins(self._process_frame)
+        self.voice = live.LatestWins(self._process_voice)
+        await self.accept()
+        await self.channel_layer.group_add(live.live_group(user.pk), self.channel_name)
+        asyncio.get_running_loop().run_in_executor(live.executor(), live.warm_up)
+
+    async def disconnect(self, code: int) -> None:
+        if self.frames is None:
+            return
+        for worker in (self.frames, self.voice):
+            await worker.aclose()
+        await self.channel_layer.group_discard(
+            live.live_group(self.user.pk), self.channel_name
+        )
+        if not self.recorder.empty and self.recorder.saved_id is None:
+            live.parked.park(
+                (self.user.pk, self.session_id),
+                self.recorder,
+                self.limits.resume_seconds,
+                self._save_parked,
+            )
+
+    async def _save_parked(self, recorder: live.SessionRecorder) -> None:
+        try:
+            await database_sync_to_async(live.save_live_session)(
+                owner=self.user, summary=recorder.summary()
+            )
+        except Exception:
+            log.exception(
+                "could not save an abandoned live session of user %s", self.user.pk
+            )
+
+    # --- incoming -------------------------------------------------------------------------
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None
+    ) -> None:
+        if self.frames is None or self.closing:
+            return
+        if not self.rate.allow():
+            self.rejected += 1
+            if self.rejected > self.limits.max_messages_per_second:
+                self.closing = True
+                await self.close(code=CLOSE_RATE)
+                return
+            await self._error(
+                "Too many messages: slow down.",
+                code="rate_limited",
+                seq=_peek_seq(bytes_data),
+            )
+            return
+        self.rejected = max(0, self.rejected - 1)
+        try:
+            if bytes_data is not None:
+                message = live.parse_binary(bytes_data, self.limits)
+            else:
+                message = live.parse_text(text_data or "", self.limits)
+        except live.LiveError as exc:
+            await self._error(
+                str(exc),
+                code=exc.code,
+                seq=exc.seq if exc.seq is not None else _peek_seq(bytes_data),
+            )
+            return
+        if message.type == "frame":
+            dropped = self.frames.submit(message)
+            if dropped is not None:
+                self.recorder.dropped += 1
+                await self._send({"type": "dropped", "seq": dropped.seq})
+        elif message.type in ("pcm", "audio"):
+            dropped = self.voice.submit(message)
+            if dropped is not None:
+                await self._send({"type": "dropped", "seq": dropped.seq, "audio": True})
+        elif message.type == "hello":
+            await self._hello(message.session)
+        elif message.type == "stop":
+            await self._stop()
+        elif message.type == "ping":
+            await self._send({"type": "pong", "t": time.time()})
+
+    async def _hello(self, session: str | None) -> None:
+        """Start or resume a session: a reconnecting page sends the id it was given."""
+        resumed = False
+        if session:
+            recorder = live.parked.take((self.user.pk, session))
+            if recorder is not None:
+                self.recorder, self.session_id, resumed = recorder, session, True
+        await self._send(
+            {
+                "type": "ready",
+                "session": self.session_id,
+                "resumed": resumed,
+                "frames": self.recorder.frames,
+                "duration": round(self.recorder.elapsed(), 2),
+                "limits": {
+                    "max_message_bytes": self.limits.max_message_bytes,
+                    "max_messages_per_second": self.limits.max_messages_per_second,
+                    "max_audio_seconds": self.limits.max_audio_seconds,
+                },
+            }
+        )
+
+    async def _stop(self) -> None:
+        """Save the session to history and start a fresh one on the same socket."""
+        recorder, self.recorder = self.recorder, live.SessionRecorder()
+        self.session_id = uuid.uuid4().hex
+        if recorder.empty:
+            await self._send(
+                {
+                    "type": "saved",
+                    "id": None,
+                    "message": "Nothing was analysed, so nothing was saved.",
+                }
+            )
+            return
+        try:
+            analysis = await database_sync_to_async(live.save_live_session)(
+                owner=self.user, summary=recorder.summary()
+            )
+        except Exception:
+            log.exception("could not save a live session of user %s", self.user.pk)
+            await self._error(
+                "The session could not be saved. Please try again.", code="save_failed"
+            )
+            self.recorder = recorder
+            return
+        recorder.saved_id = analysis.pk
+        await self._send(
+            {
+                "type": "saved",
+                "id": analysis.pk,
+                "url": f"/analyses/{analysis.pk}/",
+                "session": self.session_id,
+                "summary": {
+                    k: analysis.result.get(k)
+                    for k in ("duration", "frames", "emotion", "distribution")
+                },
+            }
+        )
+
+    # --- work (runs one at a time per kind, latest wins) -------------------------------------
+
+    async def _process_frame(self, message: live.Message) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            reply = await loop.run_in_executor(
+                live.executor(), live.analyze_frame, message.payload, self.limits
+            )
+        except InvalidMedia as exc:
+            await self._error(str(exc), code="invalid_frame", seq=message.seq)
+            return
+        except ModelUnavailable:
+            log.exception("live: face model unavailable")
+            await self._error(
+                "The face model is not available right now; try again later.",
+                code="unavailable",
+                seq=message.seq,
+            )
+            return
+        except Exception:
+            log.exception("live: frame analysis failed")
+            await self._error(
+                "This frame could not be analysed.", code="failed", seq=message.seq
+            )
+            return
+        done = time.perf_counter()
+        reply.update(
+            type="result",
+            seq=message.seq,
+            server_ms=round((done - message.received) * 1000, 2),
+        )
+        reply["timings"]["queue_ms"] = round((started - message.received) * 1000, 2)
+        self.recorder.add_frame(reply)
+        await self._send(reply)
+
+    async def _process_voice(self, message: live.Message) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            reply = await loop.run_in_executor(
+                live.executor(),
+                live.analyze_voice,
+                message.type,
+                message.payload,
+                self.limits,
+            )
+        except InvalidMedia as exc:
+            await self._error(str(exc), code="invalid_audio", seq=message.seq)
+            return
+        except (ModelUnavailable, ImportError):
+            log.exception("live: voice model unavailable")
+            await self._error(
+                "The voice model is not available right now.",
+                code="unavailable",
+                seq=message.seq,
+            )
+            return
+        except Exception:
+            log.exception("live: voice analysis failed")
+            await self._error(
+                "This audio chunk could not be analysed.",
+                code="failed",
+                seq=message.seq,
+            )
+            return
+        reply.update(
+            type="voice",
+            seq=message.seq,
+            server_ms=round((time.perf_counter() - message.received) * 1000, 2),
+        )
+        self.recorder.add_voice(reply)
+        await self._send(reply)
+
+    # --- outgoing and group events ------------------------------------------------------------
+
+    async def _send(self, payload: dict[str, Any]) -> None:
+        try:
+            await self.send(text_data=json.dumps(payload, separators=(",", ":")))
+        except Exception:  # noqa: BLE001 - the socket went away while we were working
+            log.debug("live: send after close dropped")
+
+    async def _error(
+        self, message: str, *, code: str = "invalid", seq: int | None = None
+    ) -> None:
+        payload: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        if seq is not None:
+            payload["seq"] = seq
+        await self._send(payload)
+
+    async def live_close(self, event: dict[str, Any]) -> None:
+        """Group event: the person signed out somewhere; stop streaming now (what was recorded
+        is parked and saved like any dropped session)."""
+        self.closing = True
+        await self.close(code=int(event.get("code", CLOSE_UNAUTHENTICATED)))
+
+
+def _peek_seq(data: bytes | None) -> int | None:
+    """The seq of a binary message whose body was refused, so the client can settle it."""
+    if data is not None and len(data) >= live.HEADER.size:
+        return live.HEADER.unpack_from(data)[1]
+    return None

@@ -1,0 +1,725 @@
+/*
+ * Live page: camera frames -> /ws/live/ -> faces with emotions drawn over the video.
+ *
+ * Wire format (see recognition/live.py): binary messages are
+ *   [kind: uint8][seq: uint32 big-endian][payload]
+ * kind 1 = JPEG frame, kind 2 = PCM audio (float32 little-endian, mono, 16 kHz).
+ * Text messages are JSON: we send {type: "hello", session} / {type: "stop"}; the server answers
+ * ready, result, dropped, voice, error, saved.
+ *
+ * Flow control: at most MAX_INFLIGHT frames are unanswered at any time and each new frame is the
+ * newest video image, so latency cannot build up; the server also drops a waiting frame when a
+ * newer one arrives (it answers "dropped"). Labels are smoothed per face with an exponential
+ * moving average over recent results so they do not flicker.
+ *
+ * State for people is the status line; for tests, data-* attributes on #live (see live.html).
+ */
+(() => {
+  "use strict";
+
+  const root = document.getElementById("live");
+  if (!root) return;
+  const $ = (id) => document.getElementById(id);
+  const video = $("live-video");
+  const overlay = $("live-overlay");
+  const startButton = $("live-start");
+  const stopButton = $("live-stop");
+  const micToggle = $("live-mic");
+
+  const KIND_FRAME = 1;
+  const KIND_PCM = 2;
+  const MAX_INFLIGHT = 2;
+  const MAX_FPS = Number(root.dataset.maxFps) || 30;
+  const MAX_BYTES = Number(root.dataset.maxBytes) || 512 * 1024;
+  const INFLIGHT_TIMEOUT_MS = 4000;
+  const EMA_PROBS = 0.35; // weight of the newest result: a label needs ~3 agreeing frames to flip
+  const EMA_BOX = 0.6;
+  const TRACK_TTL_MS = 700; // a face not seen for this long disappears
+  const PCM_RATE = 16000;
+  const AUDIO_CHUNK_SECONDS = 2;
+  const EMOTIONS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"];
+
+  const state = {
+    stream: null,
+    ws: null,
+    wanted: false, // the person wants to be live (reconnect while true)
+    ready: false, // the server answered hello on the current socket
+    sessionId: null,
+    seq: 0,
+    inflight: new Map(), // seq -> time sent
+    capturing: false,
+    lastSent: 0,
+    frameWidth: 480,
+    quality: 0.7,
+    tracks: [],
+    nextTrack: 1,
+    frames: 0,
+    resultTimes: [],
+    rtt: null,
+    server: null,
+    attempt: 0,
+    reconnectTimer: null,
+    everConnected: false,
+    stopping: null,
+    mic: null,
+    noFaceSince: null,
+  };
+
+  const capture = document.createElement("canvas");
+  const captureCtx = capture.getContext("2d", { alpha: false });
+
+  // --- helpers ------------------------------------------------------------------------------
+
+  const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  const colours = {};
+  const colour = (label) => (colours[label] ??= cssVar(`--emo-${label}`) || cssVar("--accent") || "#5b4bdb");
+  const pct = (p) => `${Math.round(p * 100)}%`;
+  const now = () => performance.now();
+
+  function setState(value) {
+    root.dataset.state = value;
+  }
+
+  function say(text, { html = false } = {}) {
+    const el = $("live-message");
+    if (html) el.innerHTML = text;
+    else el.textContent = text;
+  }
+
+  function wsUrl() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${location.host}${root.dataset.wsPath || "/ws/live/"}`;
+  }
+
+  function header(kind, seq, payloadBytes) {
+    const out = new Uint8Array(5 + payloadBytes);
+    const view = new DataView(out.buffer);
+    view.setUint8(0, kind);
+    view.setUint32(1, seq >>> 0, false);
+    return out;
+  }
+
+  function nextSeq() {
+    state.seq = (state.seq + 1) % 0xffffffff;
+    return state.seq;
+  }
+
+  // --- camera -------------------------------------------------------------------------------
+
+  function cameraError(err) {
+    const name = err && err.name;
+    if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") {
+      return "Camera access was blocked. Allow the camera for this site (the camera icon in the address bar), then press Start camera again.";
+    }
+    if (name === "NotFoundError" || name === "OverconstrainedError" || name === "DevicesNotFoundError") {
+      return "No camera was found. Connect a camera and press Start camera again.";
+    }
+    if (name === "NotReadableError" || name === "TrackStartError") {
+      return "The camera is busy (another application or tab may be using it). Close it and press Start camera again.";
+    }
+    return `The camera could not be started (${name || err}). Press Start camera to try again.`;
+  }
+
+  async function start() {
+    if (state.wanted) return;
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      setState("error");
+      say("This browser cannot use a camera here: the page needs a secure connection (https or localhost) and a current browser.");
+      return;
+    }
+    startButton.disabled = true;
+    setState("starting");
+    say("Asking for the camera…");
+    try {
+      state.stream = await navigator.mediaDevices.getUserMedia({
+        video: { width: { ideal: 640 }, height: { ideal: 480 }, facingMode: "user" },
+        audio: false,
+      });
+    } catch (err) {
+      setState("error");
+      say(cameraError(err));
+      startButton.disabled = false;
+      return;
+    }
+    state.stream.getVideoTracks().forEach((track) => {
+      track.addEventListener("ended", () => {
+        if (!state.wanted) return;
+        say("The camera stopped (unplugged or taken by another app). What was analysed so far is being saved; press Start camera to go on.");
+        stop();
+      });
+    });
+    video.srcObject = state.stream;
+    try {
+      await video.play();
+    } catch (err) {
+      /* autoplay of a muted stream is allowed; a failure here shows as no frames below */
+    }
+    $("live-placeholder").hidden = true;
+    state.wanted = true;
+    state.frames = 0;
+    state.stopping = null;
+    root.dataset.saved = "";
+    $("live-saved").textContent = "";
+    stopButton.disabled = false;
+    micToggle.disabled = false;
+    connect();
+    requestAnimationFrame(draw);
+  }
+
+  function stopCamera() {
+    if (state.stream) state.stream.getTracks().forEach((t) => t.stop());
+    state.stream = null;
+    video.srcObject = null;
+    $("live-placeholder").hidden = false;
+  }
+
+  // --- socket -------------------------------------------------------------------------------
+
+  function connect() {
+    clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = null;
+    state.ready = false;
+    state.inflight.clear();
+    setState(state.everConnected ? "reconnecting" : "connecting");
+    if (!state.everConnected) say("Connecting to the server…");
+    let ws;
+    try {
+      ws = new WebSocket(wsUrl());
+    } catch (err) {
+      scheduleReconnect("The connection could not be opened.");
+      return;
+    }
+    ws.binaryType = "arraybuffer";
+    state.ws = ws;
+    ws.onopen = () => ws.send(JSON.stringify({ type: "hello", session: state.sessionId }));
+    ws.onmessage = (event) => {
+      if (ws !== state.ws) return;
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch (err) {
+        return;
+      }
+      handle(msg);
+    };
+    ws.onclose = (event) => {
+      if (ws !== state.ws) return;
+      state.ws = null;
+      state.ready = false;
+      state.inflight.clear();
+      onClosed(event);
+    };
+  }
+
+  function onClosed(event) {
+    if (state.stopping) {
+      finishStop(null);
+      return;
+    }
+    if (!state.wanted) return;
+    if (event.code === 4401) {
+      state.wanted = false;
+      stopCamera();
+      stopMic();
+      setState("error");
+      say(`You are signed out. <a href="/accounts/login/?next=/live/">Sign in again</a> to go on.`, { html: true });
+      startButton.disabled = false;
+      stopButton.disabled = true;
+      return;
+    }
+    if (event.code === 1009) {
+      // A frame was larger than the server accepts: send smaller ones from now on.
+      state.frameWidth = Math.max(240, Math.round(state.frameWidth * 0.75));
+      state.quality = Math.max(0.4, state.quality - 0.1);
+    }
+    const why =
+      event.code === 4429
+        ? "The server asked us to slow down."
+        : state.everConnected
+          ? "The connection to the server was lost (the server may be restarting)."
+          : "The server could not be reached.";
+    scheduleReconnect(why);
+  }
+
+  function scheduleReconnect(why) {
+    if (!state.wanted) return;
+    const delay = Math.min(10000, 500 * 2 ** state.attempt) * (0.75 + Math.random() * 0.5);
+    state.attempt += 1;
+    setState("reconnecting");
+    const until = now() + delay;
+    const tick = () => {
+      if (!state.wanted || state.ws) return;
+      const left = Math.max(0, Math.ceil((until - now()) / 1000));
+      say(`${why} Reconnecting in ${left} s… (attempt ${state.attempt})`);
+    };
+    tick();
+    const countdown = setInterval(() => (state.ws || !state.wanted ? clearInterval(countdown) : tick()), 500);
+    state.reconnectTimer = setTimeout(() => {
+      clearInterval(countdown);
+      if (state.wanted) connect();
+    }, delay);
+  }
+
+  function handle(msg) {
+    switch (msg.type) {
+      case "ready": {
+        const hadSession = state.sessionId !== null && state.frames > 0;
+        state.ready = true;
+        state.sessionId = msg.session;
+        state.attempt = 0;
+        if (state.stopping) {
+          state.ws.send(JSON.stringify({ type: "stop" }));
+          return;
+        }
+        setState("live");
+        if (msg.resumed) say("Reconnected: the session goes on.");
+        else if (hadSession && state.everConnected)
+          say("Reconnected. The server was restarted, so the session starts again from here.");
+        else say("Live: looking for faces…");
+        state.frames = msg.frames || 0;
+        state.everConnected = true;
+        pump();
+        break;
+      }
+      case "result":
+        onResult(msg);
+        break;
+      case "dropped":
+        state.inflight.delete(msg.seq);
+        pump();
+        break;
+      case "voice":
+        onVoice(msg);
+        break;
+      case "error":
+        if (msg.seq !== undefined) state.inflight.delete(msg.seq);
+        if (msg.code === "rate_limited") state.lastSent = now() + 250;
+        say(msg.message || "The server could not use a message.");
+        pump();
+        break;
+      case "saved":
+        finishStop(msg);
+        break;
+      default:
+        break;
+    }
+  }
+
+  // --- frames -------------------------------------------------------------------------------
+
+  function pump() {
+    if (!state.wanted || !state.ready || !state.ws || state.stopping) return;
+    if (state.capturing || state.inflight.size >= MAX_INFLIGHT) return;
+    if (video.readyState < 2 || !video.videoWidth) return;
+    const wait = state.lastSent + 1000 / MAX_FPS - now();
+    if (wait > 0) {
+      setTimeout(pump, wait);
+      return;
+    }
+    sendFrame();
+  }
+
+  function sendFrame() {
+    const width = Math.min(state.frameWidth, video.videoWidth);
+    const height = Math.round((video.videoHeight * width) / video.videoWidth);
+    if (capture.width !== width || capture.height !== height) {
+      capture.width = width;
+      capture.height = height;
+    }
+    captureCtx.drawImage(video, 0, 0, width, height);
+    state.capturing = true;
+    state.lastSent = now();
+    capture.toBlob(
+      async (blob) => {
+        try {
+          if (!blob || !state.ws || !state.ready) return;
+          const bytes = new Uint8Array(await blob.arrayBuffer());
+          if (bytes.length + 5 > MAX_BYTES) {
+            state.quality = Math.max(0.4, state.quality - 0.1);
+            return;
+          }
+          const seq = nextSeq();
+          const message = header(KIND_FRAME, seq, bytes.length);
+          message.set(bytes, 5);
+          state.inflight.set(seq, now());
+          state.ws.send(message);
+        } finally {
+          state.capturing = false;
+          pump();
+        }
+      },
+      "image/jpeg",
+      state.quality,
+    );
+  }
+
+  function onResult(msg) {
+    const sentAt = state.inflight.get(msg.seq);
+    state.inflight.delete(msg.seq);
+    const t = now();
+    if (sentAt !== undefined) {
+      const rtt = t - sentAt;
+      state.rtt = state.rtt === null ? rtt : state.rtt * 0.8 + rtt * 0.2;
+    }
+    state.server = state.server === null ? msg.server_ms : state.server * 0.8 + msg.server_ms * 0.2;
+    state.resultTimes.push(t);
+    while (state.resultTimes.length && state.resultTimes[0] < t - 2000) state.resultTimes.shift();
+    state.frames += 1;
+    updateTracks(msg.faces || [], msg.width, msg.height, t);
+    if ((msg.faces || []).length === 0) {
+      state.noFaceSince ??= t;
+      if (t - state.noFaceSince > 800) say("No face in view: face the camera, with light on your face.");
+    } else {
+      if (state.noFaceSince !== null || root.dataset.state !== "live") say("Live.");
+      state.noFaceSince = null;
+    }
+    setState("live");
+    updateStats();
+    pump();
+  }
+
+  // --- smoothing ----------------------------------------------------------------------------
+
+  function iou(a, b) {
+    const x0 = Math.max(a[0], b[0]);
+    const y0 = Math.max(a[1], b[1]);
+    const x1 = Math.min(a[0] + a[2], b[0] + b[2]);
+    const y1 = Math.min(a[1] + a[3], b[1] + b[3]);
+    const inter = Math.max(0, x1 - x0) * Math.max(0, y1 - y0);
+    const union = a[2] * a[3] + b[2] * b[3] - inter;
+    return union > 0 ? inter / union : 0;
+  }
+
+  function topLabel(probs) {
+    let best = null;
+    for (const [label, p] of Object.entries(probs)) if (best === null || p > probs[best]) best = label;
+    return best;
+  }
+
+  /** Match this result's faces to the faces on screen (by overlap) and blend them in. */
+  function updateTracks(faces, width, height, t) {
+    const unmatched = new Set(state.tracks);
+    for (const face of faces) {
+      const box = [face.box[0] / width, face.box[1] / height, face.box[2] / width, face.box[3] / height];
+      let best = null;
+      let bestScore = 0.15;
+      for (const track of unmatched) {
+        const score = iou(track.box, box);
+        if (score > bestScore) {
+          best = track;
+          bestScore = score;
+        }
+      }
+      if (best) {
+        unmatched.delete(best);
+        best.box = best.box.map((v, i) => v * (1 - EMA_BOX) + box[i] * EMA_BOX);
+        for (const label of Object.keys(face.probabilities)) {
+          const old = best.probs[label] ?? face.probabilities[label];
+          best.probs[label] = old * (1 - EMA_PROBS) + face.probabilities[label] * EMA_PROBS;
+        }
+        best.seen = t;
+      } else {
+        state.tracks.push({ id: state.nextTrack++, box, probs: { ...face.probabilities }, seen: t });
+      }
+    }
+    state.tracks = state.tracks.filter((track) => t - track.seen <= TRACK_TTL_MS);
+    state.tracks.sort((a, b) => a.box[0] - b.box[0]);
+    renderFaces();
+  }
+
+  function renderFaces() {
+    const list = $("live-faces");
+    const labels = state.tracks.map((track) => topLabel(track.probs));
+    root.dataset.labels = labels.join(",");
+    root.dataset.faces = String(state.tracks.length);
+    if (!state.tracks.length) {
+      list.innerHTML = '<li class="muted small">No face in view.</li>';
+      return;
+    }
+    list.innerHTML = "";
+    state.tracks.forEach((track, i) => {
+      const item = document.createElement("li");
+      const label = labels[i];
+      const ordered = Object.entries(track.probs).sort((a, b) => b[1] - a[1]).slice(0, 3);
+      item.innerHTML =
+        `<div class="row" style="justify-content: space-between"><strong>Face ${i + 1}</strong>` +
+        `<span class="badge emo-${label}">${label} ${pct(track.probs[label])}</span></div>` +
+        '<div class="live-bars">' +
+        ordered
+          .map(
+            ([name, p]) =>
+              `<span class="muted">${name}</span><div class="bar emo-${name}"><span style="width:${pct(p)}"></span></div><span class="mono">${pct(p)}</span>`,
+          )
+          .join("") +
+        "</div>";
+      list.appendChild(item);
+    });
+  }
+
+  function updateStats() {
+    const times = state.resultTimes;
+    const fps = times.length > 1 ? ((times.length - 1) * 1000) / (times[times.length - 1] - times[0]) : 0;
+    $("live-fps").textContent = `${fps.toFixed(1)} fps`;
+    $("live-rtt").textContent = state.rtt === null ? "-- ms" : `${Math.round(state.rtt)} ms`;
+    $("live-count").textContent = String(state.frames);
+    $("live-latency").textContent = state.rtt === null ? "--" : `${Math.round(state.rtt)} ms`;
+    $("live-server").textContent = state.server === null ? "--" : `${Math.round(state.server)} ms`;
+    root.dataset.frames = String(state.frames);
+    root.dataset.fps = fps.toFixed(1);
+    root.dataset.rtt = state.rtt === null ? "" : String(Math.round(state.rtt));
+  }
+
+  // --- drawing ------------------------------------------------------------------------------
+
+  function draw() {
+    const t = now();
+    // Expire stuck frames so a lost reply can never stall the stream.
+    for (const [seq, sentAt] of state.inflight) if (t - sentAt > INFLIGHT_TIMEOUT_MS) state.inflight.delete(seq);
+    if (state.tracks.some((track) => t - track.seen > TRACK_TTL_MS)) {
+      state.tracks = state.tracks.filter((track) => t - track.seen <= TRACK_TTL_MS);
+      renderFaces();
+    }
+    pump();
+
+    const dpr = window.devicePixelRatio || 1;
+    const cw = overlay.clientWidth;
+    const ch = overlay.clientHeight;
+    if (overlay.width !== Math.round(cw * dpr) || overlay.height !== Math.round(ch * dpr)) {
+      overlay.width = Math.round(cw * dpr);
+      overlay.height = Math.round(ch * dpr);
+    }
+    const ctx = overlay.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, cw, ch);
+    const vw = video.videoWidth;
+    const vh = video.videoHeight;
+    if (vw && vh && state.stream) {
+      // The video is drawn with object-fit: contain and mirrored; map boxes the same way.
+      const scale = Math.min(cw / vw, ch / vh);
+      const ox = (cw - vw * scale) / 2;
+      const oy = (ch - vh * scale) / 2;
+      const W = vw * scale;
+      const H = vh * scale;
+      for (const track of state.tracks) {
+        const [nx, ny, nw, nh] = track.box;
+        const x = ox + (1 - nx - nw) * W;
+        const y = oy + ny * H;
+        const w = nw * W;
+        const h = nh * H;
+        const label = topLabel(track.probs);
+        const c = colour(label);
+        ctx.lineWidth = 3;
+        ctx.strokeStyle = c;
+        ctx.strokeRect(x, y, w, h);
+        const text = `${label} ${pct(track.probs[label])}`;
+        ctx.font = "600 15px system-ui, sans-serif";
+        const tw = ctx.measureText(text).width + 12;
+        const ty = y > 26 ? y - 24 : y + h + 10;
+        ctx.fillStyle = c;
+        ctx.fillRect(x - 1.5, ty, tw, 22);
+        ctx.fillStyle = "#fff";
+        ctx.fillText(text, x + 4.5, ty + 16);
+        // Probability bar: every emotion's share, in its colour, under the box.
+        let bx = x;
+        const by = Math.min(y + h + 4, ch - 8);
+        const order = EMOTIONS.filter((e) => e in track.probs).concat(
+          Object.keys(track.probs).filter((e) => !EMOTIONS.includes(e)),
+        );
+        const total = order.reduce((s, e) => s + track.probs[e], 0) || 1;
+        for (const e of order) {
+          const bw = (w * track.probs[e]) / total;
+          ctx.fillStyle = colour(e);
+          ctx.fillRect(bx, by, bw, 6);
+          bx += bw;
+        }
+      }
+    }
+    if (state.stream || state.tracks.length) requestAnimationFrame(draw);
+  }
+
+  // --- microphone ---------------------------------------------------------------------------
+
+  const WORKLET = `
+    class LiveTap extends AudioWorkletProcessor {
+      constructor() { super(); this.buf = new Float32Array(4096); this.n = 0; }
+      process(inputs) {
+        const ch = inputs[0] && inputs[0][0];
+        if (ch) {
+          for (let i = 0; i < ch.length; i++) {
+            this.buf[this.n++] = ch[i];
+            if (this.n === this.buf.length) { this.port.postMessage(this.buf.slice(0)); this.n = 0; }
+          }
+        }
+        return true;
+      }
+    }
+    registerProcessor("live-tap", LiveTap);`;
+
+  function resample(samples, from) {
+    if (from === PCM_RATE) return samples;
+    const out = new Float32Array(Math.floor((samples.length * PCM_RATE) / from));
+    const step = from / PCM_RATE;
+    for (let i = 0; i < out.length; i++) {
+      const pos = i * step;
+      const i0 = Math.floor(pos);
+      const i1 = Math.min(i0 + 1, samples.length - 1);
+      out[i] = samples[i0] + (samples[i1] - samples[i0]) * (pos - i0);
+    }
+    return out;
+  }
+
+  async function startMic() {
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({
+        audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true },
+      });
+    } catch (err) {
+      micToggle.checked = false;
+      const denied = err && (err.name === "NotAllowedError" || err.name === "SecurityError");
+      $("live-voice").textContent = denied
+        ? "Microphone access was blocked. Allow it for this site and turn the microphone on again."
+        : "No microphone could be opened.";
+      return;
+    }
+    let ctx;
+    try {
+      ctx = new AudioContext({ sampleRate: PCM_RATE });
+    } catch (err) {
+      ctx = new AudioContext(); // resampled below
+    }
+    const source = ctx.createMediaStreamSource(stream);
+    const mute = ctx.createGain();
+    mute.gain.value = 0;
+    const chunk = new Float32Array(PCM_RATE * AUDIO_CHUNK_SECONDS);
+    const mic = { stream, ctx, source, mute, node: null, chunk, filled: 0 };
+    const onSamples = (samples) => {
+      const pcm = resample(samples, ctx.sampleRate);
+      let offset = 0;
+      while (offset < pcm.length) {
+        const n = Math.min(pcm.length - offset, chunk.length - mic.filled);
+        chunk.set(pcm.subarray(offset, offset + n), mic.filled);
+        mic.filled += n;
+        offset += n;
+        if (mic.filled === chunk.length) {
+          sendAudio(chunk);
+          mic.filled = 0;
+        }
+      }
+    };
+    try {
+      const url = URL.createObjectURL(new Blob([WORKLET], { type: "text/javascript" }));
+      await ctx.audioWorklet.addModule(url);
+      URL.revokeObjectURL(url);
+      mic.node = new AudioWorkletNode(ctx, "live-tap");
+      mic.node.port.onmessage = (event) => onSamples(event.data);
+    } catch (err) {
+      mic.node = ctx.createScriptProcessor(4096, 1, 1); // older browsers
+      mic.node.onaudioprocess = (event) => onSamples(event.inputBuffer.getChannelData(0).slice(0));
+    }
+    source.connect(mic.node);
+    mic.node.connect(mute);
+    mute.connect(ctx.destination);
+    state.mic = mic;
+    $("live-voice").textContent = "Listening… (the first result comes after 2 seconds)";
+    root.dataset.voice = "listening";
+  }
+
+  function stopMic() {
+    const mic = state.mic;
+    state.mic = null;
+    micToggle.checked = false;
+    if (!mic) return;
+    mic.stream.getTracks().forEach((t) => t.stop());
+    try {
+      mic.source.disconnect();
+      mic.node.disconnect();
+      mic.ctx.close();
+    } catch (err) {
+      /* already closed */
+    }
+    root.dataset.voice = "";
+  }
+
+  function sendAudio(samples) {
+    if (!state.ws || !state.ready || state.stopping) return;
+    const seq = nextSeq();
+    const message = header(KIND_PCM, seq, samples.length * 4);
+    const view = new DataView(message.buffer);
+    for (let i = 0; i < samples.length; i++) view.setFloat32(5 + i * 4, samples[i], true);
+    state.ws.send(message);
+  }
+
+  function onVoice(msg) {
+    const el = $("live-voice");
+    if (!msg.speech || !msg.emotion) {
+      el.innerHTML = '<span class="muted">No speech heard in the last 2 seconds.</span>';
+      root.dataset.voice = "silence";
+      return;
+    }
+    const top = Object.entries(msg.probabilities || {}).sort((a, b) => b[1] - a[1]).slice(0, 3);
+    el.innerHTML =
+      `<span class="live-voice-label" style="color: ${colour(msg.emotion)}">${msg.emotion}</span> ` +
+      `<span class="muted">${pct(msg.confidence || 0)}</span><div class="live-bars" style="margin-top: 0.4rem">` +
+      top
+        .map(
+          ([name, p]) =>
+            `<span class="muted">${name}</span><div class="bar emo-${name}"><span style="width:${pct(p)}"></span></div><span class="mono">${pct(p)}</span>`,
+        )
+        .join("") +
+      "</div>";
+    root.dataset.voice = msg.emotion;
+  }
+
+  // --- stop and save ------------------------------------------------------------------------
+
+  function stop() {
+    if (!state.wanted || state.stopping) return;
+    stopButton.disabled = true;
+    micToggle.disabled = true;
+    stopMic();
+    state.stopping = { timer: setTimeout(() => finishStop(null), 8000) };
+    say("Saving the session…");
+    if (state.ws && state.ready) state.ws.send(JSON.stringify({ type: "stop" }));
+    else if (!state.ws) connect(); // "ready" on the new socket sends the stop
+  }
+
+  function finishStop(msg) {
+    if (!state.stopping) return;
+    clearTimeout(state.stopping.timer);
+    clearTimeout(state.reconnectTimer);
+    state.stopping = null;
+    state.wanted = false;
+    state.ready = false;
+    stopCamera();
+    const ws = state.ws;
+    state.ws = null;
+    if (ws) ws.close(1000);
+    state.sessionId = null;
+    state.tracks = [];
+    renderFaces();
+    startButton.disabled = false;
+    stopButton.disabled = true;
+    setState("stopped");
+    if (msg && msg.id) {
+      root.dataset.saved = String(msg.id);
+      say(`Saved to your history. <a href="${msg.url}">Open the session</a> or <a href="${root.dataset.historyUrl}">see all analyses</a>.`, { html: true });
+      const s = msg.summary || {};
+      $("live-saved").textContent = `Saved: ${Math.round(s.duration || 0)} s, ${s.frames || 0} frames${s.emotion ? `, mostly ${s.emotion}` : ""}.`;
+    } else if (msg) {
+      say(msg.message || "Stopped.");
+    } else {
+      say("Stopped. The server did not confirm the save; what was analysed is saved to your history automatically within a minute.");
+    }
+  }
+
+  // --- wiring -------------------------------------------------------------------------------
+
+  startButton.addEventListener("click", start);
+  stopButton.addEventListener("click", stop);
+  micToggle.addEventListener("change", () => (micToggle.checked ? startMic() : stopMic()));
+  window.addEventListener("pagehide", () => {
+    if (state.ws) state.ws.close(1000);
+  });
+  if (new URLSearchParams(location.search).has("autostart")) start();
+})();
