@@ -1,0 +1,136 @@
+"""Face training: the same model input in training and serving, a tiny real training run that
+writes a model and its card, and resuming from the run's checkpoint at the right epoch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from recognition.inference import registry
+from recognition.inference.images import decode_image
+from recognition.inference.labels import FACE_EMOTIONS
+from recognition.inference.preprocessing import crop_face, faces_to_input, to_gray
+from training import data as datasets
+
+FER = datasets.DEFAULT_FER
+
+
+def copy_fer(
+    destination: Path, split: str, per_class: int, offset: int = 0
+) -> list[Path]:
+    """A few FER2013 images per class into destination/<class>/ (tests never read the whole set)."""
+    copied = []
+    for name in FACE_EMOTIONS:
+        (destination / name).mkdir(parents=True, exist_ok=True)
+        for path in sorted((FER / split / name).glob("*.jpg"))[
+            offset : offset + per_class
+        ]:
+            copied.append(Path(shutil.copy(path, destination / name / path.name)))
+    return copied
+
+
+def serving_input(paths: list[Path]) -> np.ndarray:
+    """What the site feeds the model for an uploaded 48x48 face: decode, grey, crop, normalise."""
+    crops = []
+    for path in paths:
+        gray = to_gray(decode_image(path.read_bytes()))
+        crops.append(crop_face(gray, (0, 0, gray.shape[1], gray.shape[0])))
+    return faces_to_input(np.stack(crops))
+
+
+def test_training_and_serving_build_identical_model_input(tmp_path):
+    folder = tmp_path / "jpeg"
+    copy_fer(folder, "train", 3)
+    png = tmp_path / "png"  # the same faces as PNG
+    for path in folder.glob("*/*.jpg"):
+        (png / path.parent.name).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(
+            str(png / path.parent.name / (path.stem + ".png")),
+            cv2.imread(str(path), cv2.IMREAD_UNCHANGED),
+        )
+
+    for source in (folder, png):
+        x, y, names = datasets.load_face_folder(source)
+        assert len(names) == 21 and list(np.bincount(y)) == [3] * 7
+        training = faces_to_input(x)
+        serving = serving_input([source / n for n in names])
+        assert (
+            training.shape == serving.shape == (21, 48, 48, 1)
+            and training.dtype == np.float32
+        )
+        assert np.array_equal(training, serving)
+
+    # the GPU runs read a bundle of the original JPEG bytes: same pixels again
+    bundle = tmp_path / "faces.npz"
+    assert datasets.pack_face_folder(folder, bundle) == 21
+    x_bundle, y_bundle = datasets.load_face_arrays(bundle)
+    x_folder, y_folder, _ = datasets.load_face_folder(folder)
+    assert np.array_equal(x_bundle, x_folder) and np.array_equal(y_bundle, y_folder)
+
+
+def test_faces_to_input_is_the_documented_scaling():
+    faces = np.arange(2 * 48 * 48, dtype=np.int64).reshape(2, 48, 48) % 256
+    x = faces_to_input(faces.astype(np.uint8))
+    assert x.shape == (2, 48, 48, 1)
+    assert np.array_equal(x[..., 0], faces.astype(np.float32) / 255.0)
+    assert np.array_equal(faces_to_input(faces[0].astype(np.uint8)), x[:1])
+
+
+@pytest.fixture
+def tiny_fer_npz(tmp_path) -> tuple[Path, Path]:
+    """FER2013 train (10 per class) and test (3 per class) faces as .npz, like the GPU bundles."""
+    paths = {}
+    for split, per_class in (("train", 10), ("test", 3)):
+        copy_fer(tmp_path / split, split, per_class)
+        x, y, _ = datasets.load_face_folder(tmp_path / split)
+        paths[split] = tmp_path / f"{split}.npz"
+        np.savez(paths[split], x=x, y=y)
+    return paths["train"], paths["test"]
+
+
+@pytest.mark.slow
+def test_tiny_training_run_writes_model_and_card_and_resumes(tmp_path, tiny_fer_npz):
+    from training import train_face_cnn
+
+    train_npz, test_npz = tiny_fer_npz
+    out, runs = tmp_path / "models", tmp_path / "runs"
+    common = [
+        "--data",
+        str(train_npz),
+        "--test",
+        str(test_npz),
+        "--limit",
+        "64",
+        "--width",
+        "0.125",
+    ]
+    common += ["--batch-size", "32", "--out", str(out), "--runs", str(runs)]
+
+    train_face_cnn.main([*common, "--epochs", "1"])
+    card = json.loads((out / "face_cnn.json").read_text())
+    assert (out / "face_cnn.md").read_text().startswith("# Model card: face_cnn")
+    assert card["classes"] == list(FACE_EMOTIONS) and card["file"] == "face_cnn.keras"
+    assert card["sha256"] == registry.sha256_file(out / "face_cnn.keras")
+    assert card["training"]["epochs"] == 1 and card["metrics"]["test"]["n"] == 21
+    state = json.loads((runs / "face_cnn" / "state.json").read_text())
+    assert state["epoch"] == 1 and (runs / "face_cnn" / "last.keras").exists()
+
+    train_face_cnn.main([*common, "--epochs", "2", "--resume"])
+    log = (runs / "face_cnn" / "train.log").read_text()
+    assert "resumed at epoch 1" in log
+    state = json.loads((runs / "face_cnn" / "state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [1, 2]
+    card = json.loads((out / "face_cnn.json").read_text())
+    assert card["training"]["epochs"] == 2
+
+    # the written model serves through the registry like the shipped one
+    registry.clear_cache()
+    loaded = registry.get_model("face_cnn", directory=out)
+    x, _ = datasets.load_face_arrays(test_npz)
+    p = loaded.predict(faces_to_input(x))
+    assert p.shape == (21, 7) and np.allclose(p.sum(axis=1), 1.0, atol=1e-5)
