@@ -281,6 +281,7 @@ def run_analysis(*, analysis_id: int) -> Analysis:
     """Analyse one stored upload; idempotent (a done analysis is returned as is, a rerun
     replaces any earlier attempt). Input errors end as ``failed`` with a readable message;
     transient infrastructure errors (database, broker) propagate so the task can retry."""
+    from celery.exceptions import SoftTimeLimitExceeded
     from django.db import DatabaseError
 
     from .inference.errors import InvalidMedia
@@ -329,8 +330,8 @@ def run_analysis(*, analysis_id: int) -> Analysis:
             )
             or running
         )
-    except (DatabaseError, ConnectionError):
-        raise  # transient: the task retries
+    except (DatabaseError, ConnectionError, SoftTimeLimitExceeded):
+        raise  # transient (the task retries) or a time limit (the task records it)
     except MemoryError:
         return (
             mark_failed(
