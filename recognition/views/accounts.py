@@ -1,5 +1,6 @@
 """Accounts: sign-up and a friendlier log-out. Log-in, password change and reset are Django's
 own auth views (wired in recognition/urls_accounts.py, templates in templates/registration/)."""
+
 from __future__ import annotations
 
 from django import forms
@@ -50,9 +51,15 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, f"Welcome, {user.get_username()}! Your account is ready.")
+        messages.success(
+            request, f"Welcome, {user.get_username()}! Your account is ready."
+        )
         return redirect(_safe_next(request) or settings.LOGIN_REDIRECT_URL)
-    return render(request, "registration/signup.html", {"form": form, "next": _safe_next(request) or ""})
+    return render(
+        request,
+        "registration/signup.html",
+        {"form": form, "next": _safe_next(request) or ""},
+    )
 
 
 class SiteLogoutView(LogoutView):

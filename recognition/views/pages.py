@@ -1,4 +1,5 @@
 """General pages that belong to no single feature."""
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
