@@ -155,7 +155,7 @@ def wait_until_finished(analysis: Analysis, seconds: float) -> Analysis:
     analysis.refresh_from_db()
     while analysis.status not in FINISHED and (left := deadline - time.monotonic()) > 0:
         time.sleep(min(delay, left))
-        delay = min(delay * 1.5, 0.25)
+        delay = min(delay * 1.5, 0.1)
         analysis.refresh_from_db()
     return analysis
 
