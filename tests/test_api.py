@@ -546,6 +546,27 @@ def test_oversized_request_is_413_before_reading_it(alice_api, face_photo, setti
     assert not Analysis.objects.exists()
 
 
+def test_oversized_body_elsewhere_is_413(api, user, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    body = {"username": "alice", "password": "x" * 200}
+    assert_error(api.post(f"{API}/auth/token/", body, format="json"), 413, "too_large")
+
+
+def test_unexpected_errors_are_json_500(caplog):
+    from recognition.api.exceptions import api_exception_handler
+
+    response = api_exception_handler(RuntimeError("a bug"), {})
+    assert response.status_code == 500
+    assert response.data == {
+        "error": {
+            "status": 500,
+            "code": "server_error",
+            "message": "Internal server error.",
+        }
+    }
+    assert "a bug" in caplog.text
+
+
 @pytest.mark.parametrize("wait", ["soon", "-1"])
 def test_bad_wait_is_400(alice_api, face_photo, wait):
     error = assert_error(

@@ -57,9 +57,26 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 
 class ApiView(APIView):
-    """Base of every endpoint: per-user and anonymous throttles whose rates follow settings."""
+    """Base of every endpoint: per-user and anonymous throttles whose rates follow settings, and
+    a 413 from the Content-Length header before a byte of an oversized body is read."""
 
     throttle_classes = DEFAULT_THROTTLES
+
+    def body_limit(self) -> int | None:
+        """Largest request body accepted, in bytes (None: no limit)."""
+        return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        limit = self.body_limit()
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if limit is not None and length > limit:
+            raise PayloadTooLarge(
+                f"The request is too large; the limit is {limit / (1024 * 1024):.1f} MB."
+            )
+        super().initial(request, *args, **kwargs)
 
 
 class AnyContentNegotiation(DefaultContentNegotiation):
@@ -160,19 +177,6 @@ def wait_until_finished(analysis: Analysis, seconds: float) -> Analysis:
     return analysis
 
 
-def reject_oversized(request: Request) -> None:
-    """413 from the Content-Length header, before a byte of a huge body is read."""
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > settings.MAX_UPLOAD_BYTES + MULTIPART_SLACK:
-        limit_mb = settings.MAX_UPLOAD_BYTES / (1024 * 1024)
-        raise PayloadTooLarge(
-            f"The upload is too large; the limit is {limit_mb:.0f} MB."
-        )
-
-
 class AnalysisListView(ApiView):
     """The caller's analyses (newest first) and new uploads."""
 
@@ -180,6 +184,9 @@ class AnalysisListView(ApiView):
     pagination_class = (
         AnalysisPagination  # also tells the schema generator the list is paginated
     )
+
+    def body_limit(self) -> int:
+        return settings.MAX_UPLOAD_BYTES + MULTIPART_SLACK
 
     def get_throttles(self) -> list:
         throttles = super().get_throttles()
@@ -229,7 +236,6 @@ class AnalysisListView(ApiView):
         "with `wait=N` it comes when the analysis finishes (201) or after N seconds (202).",
     )
     def post(self, request: Request) -> Response:
-        reject_oversized(request)
         query = UploadQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         upload = UploadSerializer(data=request.data)
