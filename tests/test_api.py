@@ -444,6 +444,11 @@ def test_stats_count_only_the_owners_analyses(alice_api, alice_photo, mallory_ph
     stats = response.json()
     assert stats["total"] == 1 and stats["by_kind"] == {"image": 1}
     assert stats["emotions"] == {"happy": 1} and stats["faces"] == 1
+    from recognition.api.serializers import StatsSerializer
+
+    assert set(stats) == set(
+        StatsSerializer().fields
+    )  # the documented shape is the real one
 
 
 def test_models_lists_the_served_models_with_their_card_metrics(alice_api):

@@ -159,6 +159,14 @@ class ResultSerializer(serializers.Serializer):
     height = serializers.IntegerField(required=False)
     faces = FaceResultSerializer(many=True, required=False)
     voice = VoiceResultSerializer(required=False)
+    timeline = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="Video: results over time, one entry per sample.",
+    )
+    fused = serializers.DictField(
+        required=False, help_text="Video: face and voice evidence combined."
+    )
 
 
 @extend_schema_field(ResultSerializer)
@@ -228,6 +236,34 @@ class AnalysisSerializer(serializers.ModelSerializer):
 
     def get_media_url(self, obj: Analysis) -> str:
         return self._absolute("api:analysis-media", obj)
+
+
+# ----------------------------------------------------------------------------- stats
+
+
+class DayEmotionsSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    emotions = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Emotion -> count."
+    )
+
+
+class StatsSerializer(serializers.Serializer):
+    """The dashboard's numbers (``selectors.stats_for``); documents the response."""
+
+    total = serializers.IntegerField(help_text="All your analyses.")
+    by_status = serializers.DictField(child=serializers.IntegerField())
+    by_kind = serializers.DictField(child=serializers.IntegerField())
+    emotions = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Headline emotion -> count."
+    )
+    by_modality = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField()),
+        help_text="Kind -> emotion -> count.",
+    )
+    over_time = DayEmotionsSerializer(many=True)
+    faces = serializers.IntegerField(help_text="Faces found in finished analyses.")
+    average_confidence = serializers.FloatField(allow_null=True)
 
 
 # ----------------------------------------------------------------------------- models

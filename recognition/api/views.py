@@ -37,6 +37,7 @@ from .serializers import (
     CredentialsSerializer,
     ErrorSerializer,
     ModelCardSerializer,
+    StatsSerializer,
     TokenSerializer,
     UploadQuerySerializer,
     UploadSerializer,
@@ -380,9 +381,7 @@ class StatsView(ApiView):
         operation_id="stats",
         tags=["history"],
         responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT, description="The dashboard's numbers."
-            ),
+            200: StatsSerializer,
             **errors(401, 429),
         },
         summary="Your dashboard numbers",
