@@ -368,6 +368,24 @@ def run_analysis(*, analysis_id: int) -> Analysis:
     return done
 
 
+def retry_analysis(*, owner: Any, analysis_id: int) -> Analysis:
+    """Queue a failed analysis again (e.g. after a model outage); other states are left as
+    they are. 404 for someone else's analysis."""
+    analysis = selectors.get_analysis_for(owner, analysis_id)
+    if analysis.status != Analysis.Status.FAILED:
+        return analysis
+    with transaction.atomic():
+        retried = _set_status(
+            analysis.pk,
+            status=Analysis.Status.QUEUED,
+            error="",
+            progress=0,
+            finished=None,
+        )
+        transaction.on_commit(lambda: enqueue_analysis(analysis.pk))
+    return retried or analysis
+
+
 # --- delete --------------------------------------------------------------------------------
 
 

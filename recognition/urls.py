@@ -16,5 +16,6 @@ urlpatterns = [
     path("analyses/<int:pk>/", analyses.analysis_detail, name="analysis-detail"),
     path("analyses/<int:pk>/media/", analyses.analysis_media, name="analysis-media"),
     path("analyses/<int:pk>/delete/", analyses.analysis_delete, name="analysis-delete"),
+    path("analyses/<int:pk>/retry/", analyses.analysis_retry, name="analysis-retry"),
     path("account/delete-data/", analyses.delete_my_data, name="delete-my-data"),
 ]

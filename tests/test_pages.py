@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 
 from recognition import services
@@ -195,8 +196,6 @@ def test_no_file_is_a_400(alice_client):
 
 
 def test_upload_needs_the_csrf_token(client, user, face_photo):
-    from django.test import Client
-
     csrf_client = Client(enforce_csrf_checks=True)
     csrf_client.force_login(user)
     response = csrf_client.post(
@@ -408,3 +407,28 @@ def test_deleting_needs_post(alice_client, user):
     alice_client.get(reverse("analysis-delete", args=[analysis.pk]))
     alice_client.get(reverse("delete-my-data"))
     assert Analysis.objects.filter(pk=analysis.pk).exists()
+
+
+def test_retry_a_failed_analysis(
+    alice_client,
+    other_user,
+    user,
+    face_photo,
+    django_capture_on_commit_callbacks,
+):
+    analysis = services.create_analysis(owner=user, upload=face_photo, enqueue=False)
+    services.mark_failed(
+        analysis_id=analysis.pk,
+        message="The recognition model is not available right now.",
+    )
+    url = reverse("analysis-retry", args=[analysis.pk])
+    assert alice_client.get(url).status_code == 405
+    mallory = Client()
+    mallory.force_login(other_user)
+    assert mallory.post(url).status_code == 404
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_client.post(url)
+    assert response["Location"] == reverse("analysis-detail", args=[analysis.pk])
+    analysis.refresh_from_db()
+    assert analysis.status == "done", analysis.error
+    assert analysis.attempts == 1 and analysis.error == ""

@@ -27,7 +27,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import media, selectors, services
 from ..forms import HistoryFilterForm, UploadForm
@@ -149,24 +149,58 @@ def _sorted_probabilities(
     return [{"label": k, "p": v, "pct": round(v * 100, 1)} for k, v in items]
 
 
+def _overlaps(
+    a: tuple[float, float, float, float], b: tuple[float, float, float, float]
+) -> bool:
+    return (
+        a[0] < b[0] + b[2]
+        and b[0] < a[0] + a[2]
+        and a[1] < b[1] + b[3]
+        and b[1] < a[1] + a[3]
+    )
+
+
 def _face_overlay(result: dict[str, Any]) -> dict[str, Any] | None:
     """Geometry of the SVG drawn over the photo: boxes and label tags in image pixels (the
-    SVG's viewBox is the analysed image, so it scales with whatever size the page shows)."""
+    SVG's viewBox is the analysed image, so it scales with the photo). Tags go above their box,
+    else below, else inside its top edge: the first place that hides no other tag or face."""
     width, height = result.get("width"), result.get("height")
     if not width or not height:
         return None
-    stroke = max(2.0, width / 350)
-    font = max(14.0, width / 48)
-    tag_h = font * 1.45
+    stroke = max(2.0, width / 400)
+    font = max(
+        11.0, width / 64
+    )  # about 13 px on screen when the photo is shown ~830 px wide
+    tag_h = font * 1.4
+    boxes = [tuple(float(v) for v in face["box"]) for face in result.get("faces") or []]
+    placed: list[tuple[float, float, float, float]] = []
     faces = []
     for i, face in enumerate(result.get("faces") or [], start=1):
-        x, y, w, h = (float(v) for v in face["box"])
-        label = f"{i} · {face.get('emotion', '?')} {round((face.get('confidence') or 0) * 100)}%"
-        tag_w = len(label) * font * 0.6 + font * 0.8
-        tag_x = min(max(0.0, x - stroke / 2), max(0.0, width - tag_w))
-        tag_y = y - tag_h if y - tag_h >= 0 else y + h  # above the box, else below it
-        if tag_y + tag_h > height:
-            tag_y = y
+        x, y, w, h = boxes[i - 1]
+        label = f"{i} {face.get('emotion', '?')} {round((face.get('confidence') or 0) * 100)}%"
+        tag_w = len(label) * font * 0.62 + font * 0.7
+        tag_x = min(max(0.0, x), max(0.0, width - tag_w))
+        candidates = [y - tag_h, y + h, y]
+        candidates = [c for c in candidates if 0 <= c <= height - tag_h] or [
+            max(0.0, y)
+        ]
+        others = placed + [b for k, b in enumerate(boxes) if k != i - 1]
+        tag_y = next(
+            (
+                c
+                for c in candidates
+                if not any(_overlaps((tag_x, c, tag_w, tag_h), o) for o in others)
+            ),
+            next(
+                (
+                    c
+                    for c in candidates
+                    if not any(_overlaps((tag_x, c, tag_w, tag_h), o) for o in placed)
+                ),
+                candidates[0],
+            ),
+        )
+        placed.append((tag_x, tag_y, tag_w, tag_h))
         faces.append(
             {
                 "n": i,
@@ -179,13 +213,14 @@ def _face_overlay(result: dict[str, Any]) -> dict[str, Any] | None:
                 "tag_x": tag_x,
                 "tag_y": tag_y,
                 "tag_w": tag_w,
-                "text_x": tag_x + font * 0.4,
-                "text_y": tag_y + tag_h * 0.72,
+                "text_x": tag_x + font * 0.35,
+                "text_y": tag_y + tag_h * 0.73,
             }
         )
     return {
         "width": width,
         "height": height,
+        "ratio": width / height,
         "stroke": stroke,
         "font": font,
         "tag_h": tag_h,
@@ -333,6 +368,13 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
     )
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@login_required
+@require_POST
+def analysis_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    analysis = services.retry_analysis(owner=request.user, analysis_id=pk)
+    return redirect("analysis-detail", pk=analysis.pk)
 
 
 @login_required

@@ -62,7 +62,7 @@
   function fail(row, message) {
     setBadge(row, "Refused", "badge-error");
     row.li.classList.add("is-error");
-    row.fill.style.width = "100%";
+    row.bar.hidden = true;
     row.detail.textContent = message;
     row.detail.classList.remove("muted");
     row.detail.classList.add("error-text");
