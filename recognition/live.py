@@ -630,7 +630,8 @@ def save_live_session(*, owner, summary: dict[str, Any]):
 
     ``summary`` is ``SessionRecorder.summary()``; the headline emotion is the most frequent face
     label and its confidence the mean probability of that label. Raises ValueError for a summary
-    that is not shaped like one (it is never partially saved)."""
+    that is not shaped like one (it is never partially saved). Announced on the owner's group
+    (``analysis.update``) like every other analysis."""
     from recognition.models import Analysis
 
     for key in _SUMMARY_NUMBERS:
@@ -676,6 +677,9 @@ def save_live_session(*, owner, summary: dict[str, Any]):
         started=started,
         finished=finished,
     )
+    from recognition import services
+
+    services.notify(analysis)  # open history/dashboard pages update like for uploads
     return analysis
 
 

@@ -85,7 +85,7 @@ async def open_socket(
 
 async def connect(user) -> WebsocketCommunicator:
     socket = await open_socket(user)
-    connected, _ = await socket.connect()
+    connected, _ = await socket.connect(timeout=NEXT)
     assert connected
     await socket.send_json_to({"type": "hello"})
     ready = await socket.receive_json_from(timeout=NEXT)

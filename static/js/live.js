@@ -63,6 +63,7 @@
     stopping: null,
     mic: null,
     noFaceSince: null,
+    drawing: false,
   };
 
   const capture = document.createElement("canvas");
@@ -84,6 +85,12 @@
     const el = $("live-message");
     if (html) el.innerHTML = text;
     else el.textContent = text;
+  }
+
+  /** Like say(), but leaves the line alone when it already shows this text (no churn for
+   * screen readers at 30 results a second). */
+  function sayOnce(text) {
+    if ($("live-message").textContent !== text) say(text);
   }
 
   function wsUrl() {
@@ -157,13 +164,18 @@
     $("live-placeholder").hidden = true;
     state.wanted = true;
     state.frames = 0;
+    state.everConnected = false;
+    state.attempt = 0;
     state.stopping = null;
     root.dataset.saved = "";
     $("live-saved").textContent = "";
     stopButton.disabled = false;
     micToggle.disabled = false;
     connect();
-    requestAnimationFrame(draw);
+    if (!state.drawing) {
+      state.drawing = true;
+      requestAnimationFrame(draw);
+    }
   }
 
   function stopCamera() {
@@ -366,12 +378,13 @@
     while (state.resultTimes.length && state.resultTimes[0] < t - 2000) state.resultTimes.shift();
     state.frames += 1;
     updateTracks(msg.faces || [], msg.width, msg.height, t);
-    if ((msg.faces || []).length === 0) {
+    const count = (msg.faces || []).length;
+    if (count === 0) {
       state.noFaceSince ??= t;
-      if (t - state.noFaceSince > 800) say("No face in view: face the camera, with light on your face.");
+      if (t - state.noFaceSince > 800) sayOnce("No face in view: face the camera, with light on your face.");
     } else {
-      if (state.noFaceSince !== null || root.dataset.state !== "live") say("Live.");
       state.noFaceSince = null;
+      sayOnce(`Live: ${count === 1 ? "1 face" : `${count} faces`} in view.`);
     }
     setState("live");
     updateStats();
@@ -440,7 +453,8 @@
     state.tracks.forEach((track, i) => {
       const item = document.createElement("li");
       const label = labels[i];
-      const ordered = Object.entries(track.probs).sort((a, b) => b[1] - a[1]).slice(0, 3);
+      const shown = state.tracks.length > 2 ? 1 : 3; // keep the list short with many faces
+      const ordered = Object.entries(track.probs).sort((a, b) => b[1] - a[1]).slice(0, shown);
       item.innerHTML =
         `<div class="row" style="justify-content: space-between"><strong>Face ${i + 1}</strong>` +
         `<span class="badge emo-${label}">${label} ${pct(track.probs[label])}</span></div>` +
@@ -535,6 +549,7 @@
       }
     }
     if (state.stream || state.tracks.length) requestAnimationFrame(draw);
+    else state.drawing = false;
   }
 
   // --- microphone ---------------------------------------------------------------------------

@@ -1,0 +1,263 @@
+"""The live page in real headless Chromium with a fake camera (a Y4M video of a real photo)
+against the real site under daphne: sign in, see boxes and labels, survive a server restart,
+stop and find the session in history; a denied camera says so."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ..conftest import MEDIA
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOT = ROOT / "docs" / "screenshots" / "live.png"
+USERNAME, PASSWORD = "livetester", "Live-test-password-9"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+class Site:
+    """The site under daphne on SQLite in a temporary folder; restartable on the same port."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir / "daphne.log"
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")
+        }
+        self.env.update(DATA_DIR=str(data_dir), DEBUG="true", PYTHONUNBUFFERED="1")
+        self.process: subprocess.Popen | None = None
+
+    def manage(self, *args: str, **env: str) -> None:
+        subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env={**self.env, **env},
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "emotionsite.asgi:application",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    if not shutil.which("ffmpeg") or not Path(CHROMIUM).exists():
+        pytest.fail(
+            "ffmpeg and /usr/bin/chromium are needed (scripts/test installs them)"
+        )
+    data_dir = tmp_path_factory.mktemp("live-site")
+    server = Site(data_dir)
+    server.manage("migrate", "--noinput")
+    server.manage(
+        "createsuperuser",
+        "--noinput",
+        f"--username={USERNAME}",
+        "--email=live@example.com",
+        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def camera_video(tmp_path_factory) -> Path:
+    """A 2-second 640x480 Y4M clip of the test photo; Chromium loops it as the camera."""
+    path = tmp_path_factory.mktemp("camera") / "face.y4m"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-loop",
+            "1",
+            "-i",
+            str(MEDIA / "test_image.jpg"),
+            "-vf",
+            "scale=640:480,format=yuv420p",
+            "-r",
+            "15",
+            "-t",
+            "2",
+            "-y",
+            str(path),
+        ],
+        check=True,
+    )
+    return path
+
+
+def launch(playwright, *extra: str):
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_FLAGS, *extra]
+    )
+
+
+def sign_in(page, site: Site) -> None:
+    page.goto(f"{site.url}/accounts/login/?next=/live/")
+    page.fill("input[name=username]", USERNAME)
+    page.fill("input[name=password]", PASSWORD)
+    page.locator("form button[type=submit], form input[type=submit]").last.click()
+    page.wait_for_url(re.compile(r".*/live/$"))
+
+
+def live_data(page) -> dict:
+    return page.eval_on_selector("#live", "el => ({...el.dataset})")
+
+
+def test_live_page_shows_faces_survives_a_restart_and_saves(site, camera_video):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(
+            p,
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera_video}",
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 820})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        sign_in(page, site)
+        page.click("#live-start")
+        # The first frame waits for the server to load TensorFlow and the model.
+        page.wait_for_function(
+            "() => { const d = document.getElementById('live').dataset;"
+            " return d.state === 'live' && Number(d.faces) > 0 && d.labels.length > 0 && Number(d.frames) >= 5; }",
+            timeout=180_000,
+        )
+        data = live_data(page)
+        labels = data["labels"].split(",")
+        assert labels and all(
+            label in {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
+            for label in labels
+        )
+        assert float(data["fps"]) > 0 and int(data["rtt"]) > 0
+        assert page.locator("#live-faces .badge").count() == int(data["faces"])
+        # The overlay canvas has drawn something (boxes/labels) over the video.
+        drawn = page.evaluate(
+            "() => { const c = document.getElementById('live-overlay');"
+            " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"
+        )
+        assert drawn > 500
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT))
+
+        # Server restart: the page says it lost the connection, reconnects and goes on.
+        site.stop()
+        page.wait_for_function(
+            "() => document.getElementById('live').dataset.state === 'reconnecting'",
+            timeout=20_000,
+        )
+        assert "connection" in page.inner_text("#live-message").lower()
+        site.start()
+        frames_before = int(live_data(page)["frames"])
+        page.wait_for_function(
+            f"() => {{ const d = document.getElementById('live').dataset;"
+            f" return d.state === 'live' && Number(d.frames) > {frames_before} + 2 && d.labels.length > 0; }}",
+            timeout=180_000,
+        )
+
+        page.click("#live-stop")
+        page.wait_for_function(
+            "() => document.getElementById('live').dataset.saved !== ''", timeout=30_000
+        )
+        saved = live_data(page)
+        assert saved["state"] == "stopped"
+        assert "Saved to your history" in page.inner_text("#live-message")
+        response = page.goto(f"{site.url}/analyses/{saved['saved']}/")
+        assert response.status == 200
+        history = page.goto(f"{site.url}/history/")
+        assert (
+            history.status == 200 and f"/analyses/{saved['saved']}/" in page.content()
+        )
+        assert not errors, errors
+        browser.close()
+
+
+def test_a_denied_camera_is_explained(site):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)  # no fake UI: the permission prompt is refused
+        page = browser.new_page()
+        sign_in(page, site)
+        page.click("#live-start")
+        page.wait_for_function(
+            "() => document.getElementById('live').dataset.state === 'error'",
+            timeout=20_000,
+        )
+        message = page.inner_text("#live-message")
+        assert "camera" in message.lower() and (
+            "blocked" in message.lower() or "no camera" in message.lower()
+        )
+        assert page.is_enabled("#live-start")  # and the person can try again
+        browser.close()
