@@ -1,0 +1,229 @@
+"""Face pipeline speed: per-face classification and a whole 640x480 photo, against baselines.
+
+    .venv/bin/python -m benchmarks.bench_face [--model NAME] [--repeats 30]
+
+Prints two tables (median ms over ``--repeats`` timed runs after a warm-up, all in this run on
+this machine):
+
+1. classification of 48x48 faces at batch 1, 4 and 16: ``model.predict`` (the classic call),
+   ``model(x)`` eager (what ``registry.LoadedModel.predict`` does), a ``tf.function`` graph,
+   TFLite (``tf.lite.Interpreter``) when the conversion works;
+2. detection + classification of a 640x480 photo with four faces cut from
+   tests/media/12_angry_men.jpg (laid out 2x2): the served pipeline (``faces.analyze_image``, all faces in one
+   batch) against the classic pipeline (the same YuNet detection, then ``model.predict`` per face;
+   and the Haar cascade when this OpenCV still has one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from recognition.inference import faces, registry
+from recognition.inference.preprocessing import crop_face, faces_to_input, to_gray
+
+REPO = Path(__file__).resolve().parents[1]
+GROUP = REPO / "tests" / "media" / "12_angry_men.jpg"
+# Four faces of the film still (x, y, w, h), each cut square with some context and laid out
+# 2x2 on a grey 640x480 canvas: a "photo with four faces" that every detector setting agrees on.
+GROUP_FACES = (
+    (23, 225, 160, 199),
+    (281, 211, 111, 152),
+    (459, 146, 112, 145),
+    (885, 335, 152, 209),
+)
+
+
+def photo_640x480() -> np.ndarray:
+    image = cv2.imread(str(GROUP))
+    canvas = np.full((480, 640, 3), 128, np.uint8)
+    for i, (x, y, w, h) in enumerate(GROUP_FACES):
+        side, cx, cy = int(1.4 * max(w, h)), x + w // 2, y + h // 2
+        crop = image[
+            max(0, cy - side // 2) : cy + side // 2,
+            max(0, cx - side // 2) : cx + side // 2,
+        ]
+        top, left = (i // 2) * 240 + 30, (i % 2) * 320 + 70
+        canvas[top : top + 180, left : left + 180] = cv2.resize(
+            crop, (180, 180), interpolation=cv2.INTER_AREA
+        )
+    return canvas
+
+
+def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def tflite_runner(keras_model) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
+    """A function batch -> probabilities through TFLite, or (None, why it is unavailable)."""
+    import tensorflow as tf
+
+    try:
+        blob = tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
+    except Exception as exc:  # noqa: BLE001 - report any conversion failure and go on
+        return None, f"conversion failed: {type(exc).__name__}: {exc}"
+    try:  # LiteRT is the maintained interpreter; tf.lite.Interpreter is deprecated
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        Interpreter = tf.lite.Interpreter
+    path = Path(tempfile.mkdtemp()) / "face.tflite"
+    path.write_bytes(blob)
+    interpreters: dict[int, object] = {}
+
+    def run(x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        if (
+            n not in interpreters
+        ):  # one interpreter per batch size: resizing reallocates
+            interp = Interpreter(model_path=str(path), num_threads=os.cpu_count())
+            interp.resize_tensor_input(
+                interp.get_input_details()[0]["index"], [n, 48, 48, 1]
+            )
+            interp.allocate_tensors()
+            interpreters[n] = interp
+        interp = interpreters[n]
+        interp.set_tensor(interp.get_input_details()[0]["index"], x)
+        interp.invoke()
+        return interp.get_tensor(interp.get_output_details()[0]["index"])
+
+    return run, f"{len(blob) / 1e6:.2f} MB"
+
+
+def classification_table(loaded: registry.LoadedModel, repeats: int) -> list[str]:
+    import tensorflow as tf
+
+    km = loaded.keras_model
+    rng = np.random.default_rng(0)
+    faces_u8 = rng.integers(0, 256, size=(16, 48, 48), dtype=np.uint8)
+    graph = tf.function(lambda x: km(x, training=False), reduce_retracing=True)
+    tflite, tflite_note = tflite_runner(km)
+    methods: list[tuple[str, Callable[[np.ndarray], object] | None]] = [
+        ("model.predict (baseline)", lambda x: km.predict(x, verbose=0)),
+        ("model(x) eager", lambda x: np.asarray(km(x, training=False))),
+        ("model.predict_on_batch", km.predict_on_batch),
+        ("registry LoadedModel.predict (served)", loaded.predict),
+        ("tf.function graph", lambda x: graph(tf.constant(x)).numpy()),
+        (f"TFLite ({tflite_note})", tflite),
+    ]
+    reference = np.asarray(km(faces_to_input(faces_u8[:4]), training=False))
+    if tflite is not None:
+        drift = float(np.abs(tflite(faces_to_input(faces_u8[:4])) - reference).max())
+        methods[-1] = (f"TFLite ({tflite_note}, max |diff| {drift:.1e})", tflite)
+    lines = [
+        "| classification | batch 1: ms/face | batch 4: ms/face | batch 16: ms/face | speed-up vs predict (batch 1) |",
+        "|---|---|---|---|---|",
+    ]
+    base = None
+    for name, fn in methods:
+        if fn is None:
+            lines.append(f"| {name} | n/a | n/a | n/a | n/a |")
+            continue
+        per_face = []
+        for batch in (1, 4, 16):
+            x = faces_to_input(faces_u8[:batch])
+            per_face.append(median_ms(lambda fn=fn, x=x: fn(x), repeats) / batch)
+        base = base or per_face[0]
+        lines.append(
+            f"| {name} | {per_face[0]:.2f} | {per_face[1]:.2f} | {per_face[2]:.2f} | {base / per_face[0]:.1f}x |"
+        )
+    return lines
+
+
+def pipeline_table(loaded: registry.LoadedModel, repeats: int) -> list[str]:
+    km = loaded.keras_model
+    photo = photo_640x480()
+    jpeg = cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    n_faces = len(faces.detect_faces(photo))
+
+    def classic_yunet() -> list:
+        gray = to_gray(photo)
+        return [
+            km.predict(faces_to_input(crop_face(gray, tuple(b))), verbose=0)
+            for b in faces.detect_faces(photo)
+        ]
+
+    rows = [
+        (
+            "served: analyze_image(array), one batch",
+            lambda: faces.analyze_image(photo, model=loaded.name),
+        ),
+        (
+            "served: analyze_image(JPEG bytes), with decoding",
+            lambda: faces.analyze_image(jpeg, model=loaded.name),
+        ),
+        ("detection only (YuNet)", lambda: faces.detect_faces(photo)),
+        ("classic: YuNet + model.predict per face (baseline)", classic_yunet),
+    ]
+    if hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "data"):
+        cascade = cv2.CascadeClassifier(
+            cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        )
+
+        def classic_haar() -> list:
+            gray = to_gray(photo)
+            boxes = cascade.detectMultiScale(gray, 1.3, 5)
+            return [
+                km.predict(faces_to_input(crop_face(gray, tuple(b))), verbose=0)
+                for b in boxes
+            ]
+
+        rows.append(("classic: Haar + model.predict per face", classic_haar))
+    timings = [(name, median_ms(fn, repeats)) for name, fn in rows]
+    base = timings[3][1]
+    lines = [
+        f"| 640x480 photo, {n_faces} faces found | ms | vs classic YuNet baseline |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {name} | {ms:.1f} | {base / ms:.2f}x |" for name, ms in timings]
+    if not (hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "data")):
+        lines.append(
+            f"| classic: Haar + model.predict per face | n/a: OpenCV {cv2.__version__} has no Haar cascade (see compare_detectors.py) | |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model name in models/ (default: the served face model)",
+    )
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+
+    loaded = registry.get_model(args.model, task="face")
+    load = os.getloadavg()[0]
+    print(
+        f"model {loaded.name} {loaded.version} ({loaded.keras_model.count_params():,} parameters); "
+        f"{os.cpu_count()} CPUs, load average {load:.1f}; median of {args.repeats} runs"
+    )
+    print("\n".join(classification_table(loaded, args.repeats)))
+    print()
+    print("\n".join(pipeline_table(loaded, args.repeats)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
