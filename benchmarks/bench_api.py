@@ -231,8 +231,13 @@ def main() -> int:
                 f"API: warm-up (the worker loads the models), then {args.repeats} uploads each ...",
                 flush=True,
             )
-            for kind in inputs:
-                post(everything[kind][0], data[kind])
+            for (
+                kind
+            ) in inputs:  # untimed; loading TensorFlow can take longer than one ?wait
+                warm = Path(tmp) / everything[kind][0]
+                warm.write_bytes(data[kind])
+                if client.analyse(warm, wait=300)["status"] != "done":
+                    raise SystemExit(f"warm-up {warm.name} did not finish")
             api = {
                 k: timed(lambda k=k: post(everything[k][0], data[k]), args.repeats)
                 for k in inputs
