@@ -150,3 +150,10 @@ def test_evaluate_defaults_to_the_served_model():
     result = json.loads(proc.stdout)
     assert result["model"]["name"] == registry.served_name("face", REPO / "models")
     assert result["n"] == 6
+
+
+def test_evaluate_face_through_the_detector(tiny_fer_folder, tiny_face_models):
+    result = evaluate_face(tiny_fer_folder, directory=tiny_face_models, cache=False, detect=True)
+    assert result["detected"] >= 12 / 14  # YuNet finds almost every FER face (upscaled)
+    assert result["n"] == round(result["detected"] * 14)
+    assert result["accuracy_all"] == pytest.approx(result["accuracy"] * result["n"] / 14)
