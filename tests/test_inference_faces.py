@@ -144,6 +144,26 @@ def test_exif_rotated_photo_is_turned_upright_and_faces_found(photo_rgb):
         )
 
 
+def test_broken_exif_does_not_make_a_photo_unusable():
+    data = encode(Image.new("RGB", (64, 48), (200, 100, 50)), "JPEG")
+    payload = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00\x01\x00\x00\x00\x09\x00"
+    broken = (
+        data[:2]
+        + b"\xff\xe1"
+        + struct.pack(">H", len(payload) + 2)
+        + payload
+        + data[2:]
+    )
+    assert decode_image(broken).shape == (48, 64, 3)
+
+
+def test_an_mp4_that_lists_mif1_is_not_a_photo():
+    head = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2mif1mp41" + b"\x00" * 64
+    assert sniff_image_format(head) is None
+    with pytest.raises(InvalidMedia, match="not a supported image"):
+        decode_image(head)
+
+
 def craft_png(width: int, height: int) -> bytes:
     """A tiny PNG whose header declares width x height pixels (a decompression bomb)."""
 

@@ -19,8 +19,23 @@ DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024
 
 # ISO-BMFF brands (bytes 8-12 after "ftyp") of the still-image formats decoded here.
-HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+HEIF_BRANDS = {
+    b"heic",
+    b"heix",
+    b"hevc",
+    b"hevx",
+    b"heim",
+    b"heis",
+    b"mif1",
+    b"msf1",
+    b"heif",
+}
 AVIF_BRANDS = {b"avif", b"avis"}
+VIDEO_BRANDS = {
+    b"isom",
+    b"mp41",
+    b"mp42",
+}  # an MP4 may list mif1 too: it is not a photo
 
 _plugins_lock = threading.Lock()
 _plugins_ready = False
@@ -40,7 +55,7 @@ def setting(name: str, default: int) -> int:
 
 def sniff_image_format(data: bytes) -> str | None:
     """'jpeg', 'png', 'gif', 'webp', 'bmp', 'heif', 'avif' from the first bytes, else None."""
-    head = bytes(data[:32])
+    head = bytes(data[:64])
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -49,16 +64,18 @@ def sniff_image_format(data: bytes) -> str | None:
         return "gif"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
-    if head[:2] == b"BM" and len(head) >= 26:
+    if head[:2] == b"BM" and len(head) >= 26 and head[6:10] == b"\0\0\0\0":
         return "bmp"
     if head[4:8] == b"ftyp":
-        brands = {head[8:12]} | {
-            head[i : i + 4] for i in range(16, min(len(head), 32), 4)
-        }
-        if brands & AVIF_BRANDS:
+        end = min(max(int.from_bytes(head[0:4], "big"), 16), len(head))
+        major = head[8:12]
+        brands = {major} | {head[i : i + 4] for i in range(16, end - 3, 4)}
+        if major in AVIF_BRANDS:
             return "avif"
-        if brands & HEIF_BRANDS:
+        if major in HEIF_BRANDS or (brands & HEIF_BRANDS and not brands & VIDEO_BRANDS):
             return "heif"
+        if brands & AVIF_BRANDS and not brands & VIDEO_BRANDS:
+            return "avif"
     return None
 
 
@@ -181,6 +198,16 @@ def _pixels(image) -> np.ndarray:
     return _to_uint8(array)
 
 
+def _upright(image):
+    """Apply the EXIF orientation; a photo whose EXIF block is broken is used as stored."""
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(image) or image
+    except Exception:  # noqa: BLE001 - malformed EXIF must not make the photo unusable
+        return image
+
+
 def decode_image(
     data: bytes, *, grayscale: bool = False, max_pixels: int | None = None
 ) -> np.ndarray:
@@ -191,7 +218,7 @@ def decode_image(
     give their first frame; EXIF orientation is applied so faces are upright.
     """
     import cv2
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     _check_bytes(data)
     max_pixels = max_pixels or setting("MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)
@@ -202,7 +229,7 @@ def decode_image(
                 "ignore", Image.DecompressionBombWarning
             )  # size checked in _open
             image.load()
-            image = ImageOps.exif_transpose(image) or image
+            image = _upright(image)
             pixels = _pixels(image)
     except InvalidMedia:
         raise
