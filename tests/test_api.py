@@ -466,13 +466,14 @@ def test_models_lists_the_served_models_with_their_card_metrics(alice_api):
             entry["version"] == str(card["version"])
             and entry["classes"] == card["classes"]
         )
-        test = card["metrics"].get("test", card["metrics"])
+        test = card["metrics"][entry["metrics_split"]]
         assert (
             entry["accuracy"] == pytest.approx(test["accuracy"])
             and 0 < entry["accuracy"] <= 1
         )
         assert entry["ece"] == pytest.approx(test["ece"])
     assert listed["face"]["classes"] == list(FACE_EMOTIONS)
+    assert listed["face"]["metrics_split"] == "test"
 
 
 def test_models_marks_unreadable_cards_unavailable(alice_api, settings, tmp_path):
@@ -495,6 +496,18 @@ def test_models_marks_unreadable_cards_unavailable(alice_api, settings, tmp_path
         listed["voice"]["ece"],
         listed["voice"]["test_size"],
     ) == (0.5, 0.04, 10)
+    assert listed["voice"]["metrics_split"] == "test"
+    # A card without a test split shows the split its numbers come from.
+    registry.write_card({"name": "voice_new", "task": "voice", "version": "4", "classes": list(VOICE_EMOTIONS),
+                         "metrics": {"inner_validation": {"accuracy": 0.33, "ece": 0.1, "n": 240}}}, tmp_path)  # fmt: skip
+    (tmp_path / "voice_new.keras").write_bytes(b"-")
+    (tmp_path / "registry.json").write_text(json.dumps({"voice": "voice_new"}))
+    (entry,) = alice_api.get(f"{API}/models/").json()
+    assert (entry["name"], entry["accuracy"], entry["metrics_split"]) == (
+        "voice_new",
+        0.33,
+        "inner_validation",
+    )
 
 
 # ----------------------------------------------------------------------------- upload errors

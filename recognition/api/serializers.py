@@ -286,6 +286,10 @@ class ModelCardSerializer(serializers.Serializer):
     test_size = serializers.IntegerField(
         allow_null=True, help_text="Number of test examples."
     )
+    metrics_split = serializers.CharField(
+        allow_null=True,
+        help_text="Which evaluation the numbers come from: `test` (held out) where the card has it.",
+    )
     test_data = serializers.CharField(allow_null=True)
     parameters = serializers.IntegerField(allow_null=True)
     date = serializers.CharField(allow_null=True)

@@ -403,17 +403,27 @@ def served_models() -> dict[str, str]:
     )
 
 
+def headline_metrics(metrics: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """(split name, its metrics): the held-out ``test`` split when the card has one, else the
+    first split with an accuracy (e.g. a validation split), else the top level."""
+    if isinstance(metrics.get("test"), dict):
+        return "test", metrics["test"]
+    for name, value in metrics.items():
+        if isinstance(value, dict) and "accuracy" in value:
+            return name, value
+    return None, metrics
+
+
 def model_summary(task: str, name: str) -> dict[str, Any]:
     """The API view of one model card (registry + card), marked unavailable when unreadable."""
     summary: dict[str, Any] = {"task": task, "name": name, "version": "", "architecture": None, "classes": [],
-                               "accuracy": None, "ece": None, "test_size": None, "test_data": None,
+                               "accuracy": None, "ece": None, "test_size": None, "metrics_split": None, "test_data": None,
                                "parameters": None, "date": None, "available": True, "detail": ""}  # fmt: skip
     try:
         card = registry.load_card(name)
     except registry.ModelUnavailable as exc:
         return {**summary, "available": False, "detail": str(exc)}
-    metrics = card.get("metrics") or {}
-    test = metrics.get("test") if isinstance(metrics.get("test"), dict) else metrics
+    split, test = headline_metrics(card.get("metrics") or {})
     path = registry.models_dir() / card.get("file", f"{name}.keras")
     summary.update(
         version=str(card.get("version", "")),
@@ -422,6 +432,7 @@ def model_summary(task: str, name: str) -> dict[str, Any]:
         accuracy=test.get("accuracy"),
         ece=test.get("ece"),
         test_size=test.get("n"),
+        metrics_split=split,
         test_data=(card.get("data") or {}).get("test"),
         parameters=card.get("parameters"),
         date=card.get("date"),
