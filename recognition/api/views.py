@@ -18,6 +18,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -93,15 +94,20 @@ class AnyContentNegotiation(DefaultContentNegotiation):
 # ----------------------------------------------------------------------------- tokens
 
 
+def revoke_token(request: Request) -> Response:
+    """Delete the caller's token: every request with it answers 401 from now on."""
+    Token.objects.filter(user=request.user).delete()
+    return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class TokenView(ApiView):
     """``POST``: username + password -> token (same token until revoked). ``DELETE``: revoke it."""
 
     parser_classes = (JSONParser, FormParser, MultiPartParser)
 
     def _is_post(self) -> bool:
-        return (
-            getattr(self.request, "method", None) == "POST"
-        )  # request is None in schema generation
+        # getattr: the schema generator asks before there is a request.
+        return getattr(self.request, "method", None) == "POST"
 
     def get_authenticators(self) -> list:
         # Credentials are in the body: a stale or revoked token header must not block a new one.
@@ -139,8 +145,7 @@ class TokenView(ApiView):
         description="Deletes the caller's token; requests with it then answer 401.",
     )
     def delete(self, request: Request) -> Response:
-        Token.objects.filter(user=request.user).delete()
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return revoke_token(request)
 
 
 class TokenRevokeView(ApiView):
@@ -154,8 +159,7 @@ class TokenRevokeView(ApiView):
         summary="Revoke the API token (POST)",
     )
     def post(self, request: Request) -> Response:
-        Token.objects.filter(user=request.user).delete()
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return revoke_token(request)
 
 
 # ----------------------------------------------------------------------------- analyses
@@ -182,9 +186,8 @@ class AnalysisListView(ApiView):
     """The caller's analyses (newest first) and new uploads."""
 
     parser_classes = (MultiPartParser, FormParser)
-    pagination_class = (
-        AnalysisPagination  # also tells the schema generator the list is paginated
-    )
+    # Also tells the schema generator that the list is paginated.
+    pagination_class = AnalysisPagination
 
     def body_limit(self) -> int:
         return settings.MAX_UPLOAD_BYTES + MULTIPART_SLACK
@@ -247,7 +250,12 @@ class AnalysisListView(ApiView):
         )
         wait = query.validated_data["wait"]
         if wait > 0:
-            analysis = wait_until_finished(analysis, wait)
+            try:
+                analysis = wait_until_finished(analysis, wait)
+            except Analysis.DoesNotExist:
+                raise NotFound(
+                    "The analysis was deleted while waiting for it."
+                ) from None
         data = AnalysisSerializer(analysis, context={"request": request}).data
         code = (
             status.HTTP_201_CREATED
