@@ -145,9 +145,8 @@ def test_evaluate_refuses_bad_input_with_clear_errors(tmp_path, tiny_face_models
     reason="the face model is not shipped yet",
 )
 def test_evaluate_defaults_to_the_served_model():
-    proc = run_evaluate("face", "--data", str(MEDIA / "fer"), "--no-cache")
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
+    registry.clear_cache()
+    result = evaluate_face(MEDIA / "fer", directory=REPO / "models", cache=False)
     assert result["model"]["name"] == registry.served_name("face", REPO / "models")
     assert result["n"] == 6
 
