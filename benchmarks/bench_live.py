@@ -257,6 +257,7 @@ def in_process(frames: list[bytes], repeats: int) -> dict:
     for payload in frames[:3]:
         live.analyze_frame(payload, limits)
     times, parts = [], {"decode": [], "detect": [], "classify": []}
+    cpu0 = time.process_time()
     for i in range(repeats):
         t0 = time.perf_counter()
         reply = live.analyze_frame(frames[i % len(frames)], limits)
@@ -264,7 +265,10 @@ def in_process(frames: list[bytes], repeats: int) -> dict:
         for key, values in parts.items():
             values.append(reply["timings"][f"{key}_ms"])
         faces = len(reply["faces"])
-    return {"times": times, "faces": faces, **parts}
+    cpu_ms = (
+        (time.process_time() - cpu0) * 1000 / repeats
+    )  # all threads: what a frame costs the CPUs
+    return {"times": times, "faces": faces, "cpu_ms": cpu_ms, **parts}
 
 
 async def redis_hop(url: str, size: int, repeats: int) -> list[float] | None:
@@ -368,7 +372,8 @@ def main(argv: list[str] | None = None) -> None:
         site.stop()
 
     print(
-        f"\nLive socket, daphne on 127.0.0.1, {os.cpu_count()} CPUs, 640x480 JPEG q80, one frame in flight per client,"
+        f"\nLoad average {os.getloadavg()[0]:.1f} (other processes share these CPUs). "
+        f"Live socket, daphne on 127.0.0.1, {os.cpu_count()} CPUs, 640x480 JPEG q80, one frame in flight per client,"
     )
     print(
         f"{args.seconds:g} s measured after {args.warmup:g} s warm-up; server settings {overrides}"
@@ -393,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"  in-process live.analyze_frame, {name:<6}: p50 {pct(base['times'], 50):6.1f} ms  "
             f"p95 {pct(base['times'], 95):6.1f} ms  (decode {med(base['decode']):.1f}, detect {med(base['detect']):.1f}, "
-            f"classify {med(base['classify']):.1f}; {base['faces']} faces)"
+            f"classify {med(base['classify']):.1f}; {base['faces']} faces; CPU {base['cpu_ms']:.1f} ms/frame)"
         )
     size = int(statistics.mean(len(f) for f in next(iter(scenes.values()))))
     hop = asyncio.run(redis_hop(args.redis, size, 200))

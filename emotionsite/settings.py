@@ -214,13 +214,14 @@ MODELS_DIR = Path(env.str("MODELS_DIR", default=str(BASE_DIR / "models")))
 # Longest `?wait=N` the API honours on uploads (the request holds a worker thread meanwhile).
 API_MAX_WAIT_SECONDS = env.float("API_MAX_WAIT_SECONDS", default=30.0)
 # Live page (recognition.live): per-connection caps on /ws/live/ (keep the message cap under
-# daphne's own 1 MiB, past which it drops the socket), the width frames are analysed at, the
+# daphne's own 1 MiB, past which it drops the socket), the width frames are analysed at (320:
+# the same faces as 480-640 on webcam and group frames, detection 2-4x cheaper; bench_live), the
 # inference thread pool, and how long a dropped socket's session waits to be resumed.
 LIVE_MAX_MESSAGE_BYTES = env.int("LIVE_MAX_MESSAGE_BYTES", default=512 * 1024)
 LIVE_MAX_MESSAGES_PER_SECOND = env.float("LIVE_MAX_MESSAGES_PER_SECOND", default=60.0)
 LIVE_MAX_FRAME_PIXELS = env.int("LIVE_MAX_FRAME_PIXELS", default=1920 * 1080)
 LIVE_MAX_AUDIO_SECONDS = env.float("LIVE_MAX_AUDIO_SECONDS", default=5.0)
-LIVE_INFER_MAX_WIDTH = env.int("LIVE_INFER_MAX_WIDTH", default=480)
+LIVE_INFER_MAX_WIDTH = env.int("LIVE_INFER_MAX_WIDTH", default=320)
 LIVE_INFERENCE_THREADS = env.int("LIVE_INFERENCE_THREADS", default=2)
 LIVE_RESUME_SECONDS = env.float("LIVE_RESUME_SECONDS", default=60.0)
 

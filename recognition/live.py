@@ -77,7 +77,7 @@ class LiveLimits:
     max_messages_per_second: float = 60.0
     max_frame_pixels: int = 1920 * 1080
     max_audio_seconds: float = 5.0
-    infer_max_width: int = 480
+    infer_max_width: int = 320
     resume_seconds: float = 60.0
 
     @classmethod

@@ -49,7 +49,7 @@
     inflight: new Map(), // seq -> time sent
     capturing: false,
     lastSent: 0,
-    frameWidth: 480,
+    frameWidth: Number(root.dataset.frameWidth) || 320,
     quality: 0.7,
     tracks: [],
     nextTrack: 1,
@@ -241,7 +241,7 @@
     }
     if (event.code === 1009) {
       // A frame was larger than the server accepts: send smaller ones from now on.
-      state.frameWidth = Math.max(240, Math.round(state.frameWidth * 0.75));
+      state.frameWidth = Math.max(160, Math.round(state.frameWidth * 0.75));
       state.quality = Math.max(0.4, state.quality - 0.1);
     }
     const why =
