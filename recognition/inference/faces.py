@@ -25,13 +25,13 @@ from recognition.inference.images import DEFAULT_MAX_IMAGE_PIXELS, decode_image,
 from recognition.inference.preprocessing import crop_face, faces_to_input, to_gray
 
 DETECTOR_FILE = "face_detection_yunet.onnx"
-# Chosen with benchmarks/compare_detectors.py on tests/media: at 960 px every clear face in both
-# photos is found at 7 ms per 640 px image; true faces score >= 0.72 there, the one false box
-# (a shoe) <= 0.44, so 0.6 keeps a margin on both sides.
+# Chosen with benchmarks/compare_detectors.py (numbers in benchmarks/README.md): at 640-960 px
+# YuNet finds every clear face of both test photos with no false box; true faces score >= 0.72,
+# the one false box (a shoe) <= 0.44, so 0.6 keeps a margin on both sides. 960 rather than 640
+# keeps the small faces of large group photos above YuNet's ~10 px floor.
 DETECT_MAX_SIDE = 960
-DETECT_MIN_SIDE = (
-    240  # smaller images (thumbnails, face crops) are upscaled to this for YuNet
-)
+# Smaller images (thumbnails, 48x48 face crops) are upscaled to this for YuNet.
+DETECT_MIN_SIDE = 240
 SCORE_THRESHOLD = 0.6
 NMS_THRESHOLD = 0.3
 TOP_K = 500
@@ -61,10 +61,10 @@ def _detector(width: int, height: int) -> Any:
     """This thread's YuNet detector, sized for a (width, height) input."""
     detector = getattr(_local, "detector", None)
     if detector is None:
-        level = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(
-            cv2.utils.logging.LOG_LEVEL_ERROR
-        )  # "targets not supported"
+        level = (
+            cv2.utils.logging.getLogLevel()
+        )  # hide "targets not supported" on creation
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         try:
             detector = cv2.FaceDetectorYN.create(
                 str(detector_path()),
