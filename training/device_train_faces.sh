@@ -30,7 +30,7 @@ timeout ${TIMEOUT:-540} python3 -m training.train_face_vgg $common --name face_v
 wait
 for name in face_cnn face_vgg ${SECOND_VGG:+face_vgg_b}; do
   if [ -f /tmp/models/$name/$name.keras ]; then tar czf "$OUT/$name.tgz" -C /tmp/models/$name .
-  else tar czf "$OUT/$name.tgz" -C /tmp/runs/$name state.json train.log best.keras 2>/dev/null; fi
+  else tar czf "$OUT/$name.tgz" -C /tmp/runs/$name state.json train.log 2>/dev/null; fi  # checkpoints hold optimizer state: too big to return
   tail -3 "$OUT/$name.log"
 done
 ls -la "$OUT"

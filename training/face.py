@@ -283,6 +283,14 @@ def predict_in_batches(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
     return np.concatenate([np.asarray(model(x[i : i + batch], training=False)) for i in range(0, len(x), batch)] or [np.zeros((0, 7))])
 
 
+def strip_optimizer(model):
+    """A copy without optimizer state: the served file is a third of the checkpoint's size."""
+    keras = _keras()
+    clean = keras.models.clone_model(model)
+    clean.set_weights(model.get_weights())
+    return clean
+
+
 def finish(args, classifier, arch, state, x_val, y_val, started, log, extra_card) -> dict:
     """Calibrate on validation, evaluate on the held-out test set, save the model and its card."""
     from recognition.inference.registry import apply_temperature, sha256_file, write_card
@@ -297,7 +305,8 @@ def finish(args, classifier, arch, state, x_val, y_val, started, log, extra_card
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / f"{args.name}.keras"
-    classifier.save(model_path)
+    served = strip_optimizer(classifier)
+    served.save(model_path)
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     try:
         import jax
