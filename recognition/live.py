@@ -172,7 +172,7 @@ def parse_text(text: str, limits: LiveLimits) -> Message:
         raise LiveError("Message too large.", code="too_large")
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested arrays ("[[[[...") overflow the parser
         raise LiveError("Messages must be JSON objects or binary frames.") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise LiveError("Messages must be JSON objects with a string 'type'.")

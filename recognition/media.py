@@ -272,6 +272,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        # 16/32-bit grey: Pillow's convert("RGB") clips every value above 255 to white, so a
+        # 16-bit photo became a blank white image (no faces, white previews). Scale it to 8 bits
+        # the way the inference core does.
+        import numpy as np
+
+        from .inference.images import _to_uint8
+
+        return Image.fromarray(_to_uint8(np.asarray(image))).convert("RGB")
     return image.convert("RGB")
 
 

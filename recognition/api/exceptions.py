@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -87,6 +87,18 @@ def _translate(exc: Exception) -> Exception:
         return exceptions.PermissionDenied(str(exc) or None)
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge()
+    if isinstance(exc, SuspiciousOperation):
+        # TooManyFieldsSent / TooManyFilesSent / SuspiciousMultipartForm raised while DRF parses
+        # a body: Django's middleware would answer 400, but inside DRF they became a 500.
+        logger.warning("suspicious request: %s", exc)
+        return exceptions.ParseError(
+            "The request could not be read: too many fields or files, or a malformed body."
+        )
+    if isinstance(exc, RecursionError):
+        # DRF's JSONParser catches only ValueError: a body like "[[[[..." (100k deep) overflowed
+        # json.loads and answered 500. It is bad input, not a server fault.
+        logger.warning("request body nested too deeply: %s", exc)
+        return exceptions.ParseError("The request body is nested too deeply.")
     if isinstance(exc, ModelUnavailable):
         logger.error("model unavailable: %s", exc)
         return ServiceUnavailable()

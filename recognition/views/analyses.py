@@ -13,7 +13,11 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import RequestDataTooBig, TooManyFilesSent
+from django.core.exceptions import (
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFilesSent,
+)
 from django.core.paginator import Paginator
 from django.http import (
     HttpRequest,
@@ -87,7 +91,9 @@ def upload(request: HttpRequest) -> HttpResponse:
             request.FILES  # noqa: B018
         except (RequestDataTooBig, TooManyFilesSent):
             return _upload_refused(request, "The upload is too large.", 413)
-        except (MultiPartParserError, UnreadablePostError, ValueError):
+        except (MultiPartParserError, UnreadablePostError, ValueError, SuspiciousOperation):
+            # SuspiciousOperation: e.g. TooManyFieldsSent (over DATA_UPLOAD_MAX_NUMBER_FIELDS),
+            # which Django otherwise answers with its bare HTML 400 page, not the JSON error.
             return _upload_refused(
                 request, "The upload could not be read. Please try again.", 400
             )
