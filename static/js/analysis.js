@@ -12,7 +12,7 @@
       onUpdate(msg) {
         if (msg.id !== config.id) return;
         if (msg.status === "done" || msg.status === "failed") location.reload();
-        else if (text) text.textContent = msg.status === "running" ? "Analysing…" : "Waiting for a worker…";
+        else if (text) text.textContent = msg.status === "running" ? `Analysing… ${msg.progress || 0}%` : "Waiting for a worker…";
       },
     });
   }
@@ -38,39 +38,14 @@
   const canvas = document.getElementById("timeline-chart");
   if (canvas && window.Chart && config.windows.length) {
     const labels = Object.keys(config.windows.find((w) => w.probabilities)?.probabilities || {});
-    const mid = (w) => ((Number(w.start) + Number(w.end)) / 2).toFixed(1);
-    new Chart(canvas, {
-      type: "line",
-      data: {
-        labels: config.windows.map(mid),
-        datasets: labels.map((label) => ({
-          label,
-          data: config.windows.map((w) => (w.probabilities ? w.probabilities[label] : null)),
-          borderColor: Emotions.color(label),
-          backgroundColor: Emotions.color(label, 0.15),
-          tension: 0.3,
-          pointRadius: 2,
-          spanGaps: false,
-        })),
-      },
-      options: {
-        maintainAspectRatio: false,
-        animation: false,
-        interaction: { mode: "index", intersect: false },
-        scales: {
-          x: { title: { display: true, text: "seconds" } },
-          y: { min: 0, max: 1, ticks: { callback: (v) => `${Math.round(v * 100)}%` } },
-        },
-        plugins: {
-          legend: { position: "bottom", labels: { boxWidth: 12 } },
-          tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${Emotions.pct(c.parsed.y)}` } },
-        },
-        onClick(evt, elements) {
-          if (player && elements.length) {
-            player.currentTime = Number(config.windows[elements[0].index].start) || 0;
-            player.play().catch(() => {});
-          }
-        },
+    Emotions.probabilityChart(canvas, {
+      labels,
+      xs: config.windows.map((w) => ((Number(w.start) + Number(w.end)) / 2).toFixed(1)),
+      rows: config.windows.map((w) => w.probabilities),
+      onPick(i) {
+        if (!player) return;
+        player.currentTime = Number(config.windows[i].start) || 0;
+        player.play().catch(() => {});
       },
     });
   }
