@@ -173,6 +173,10 @@ BAD_MESSAGES = [
     ({"text_data": json.dumps({"type": "frame", "seq": -1, "data": "AAAA"})}, "seq"),
     ({"text_data": json.dumps({"type": "frame", "seq": 1, "data": "***"})}, "base64"),
     ({"text_data": json.dumps({"type": "hello", "session": 5})}, "session"),
+    (
+        {"text_data": "[" * 100_000},
+        "JSON",
+    ),  # nesting deep enough to overflow the parser
     ({"bytes_data": b"\x01\x00"}, "too short"),
     ({"bytes_data": frame(9, b"abc", kind=42)}, "Unknown binary message kind"),
     ({"bytes_data": frame(10, b"x" * (600 * 1024))}, "too large"),

@@ -64,6 +64,8 @@
     mic: null,
     noFaceSince: null,
     drawing: false,
+    audioSeqs: new Set(), // microphone chunks not answered yet
+    noticeUntil: 0,
   };
 
   const capture = document.createElement("canvas");
@@ -90,7 +92,14 @@
   /** Like say(), but leaves the line alone when it already shows this text (no churn for
    * screen readers at 30 results a second). */
   function sayOnce(text) {
+    if (now() < state.noticeUntil) return;
     if ($("live-message").textContent !== text) say(text);
+  }
+
+  /** A message that routine status lines do not overwrite for a few seconds. */
+  function notice(text, ms = 5000) {
+    say(text);
+    state.noticeUntil = now() + ms;
   }
 
   function wsUrl() {
@@ -284,9 +293,10 @@
           return;
         }
         setState("live");
-        if (msg.resumed) say("Reconnected: the session goes on.");
+        if (state.everConnected) root.dataset.reconnected = msg.resumed ? "resumed" : "restarted";
+        if (msg.resumed) notice("Reconnected: the session goes on.");
         else if (hadSession && state.everConnected)
-          say("Reconnected. The server was restarted, so the session starts again from here.");
+          notice("Reconnected. The server was restarted, so the session starts again from here.");
         else say("Live: looking for faces…");
         state.frames = msg.frames || 0;
         state.everConnected = true;
@@ -297,13 +307,20 @@
         onResult(msg);
         break;
       case "dropped":
+        state.audioSeqs.delete(msg.seq);
         state.inflight.delete(msg.seq);
         pump();
         break;
       case "voice":
+        state.audioSeqs.delete(msg.seq);
         onVoice(msg);
         break;
       case "error":
+        if (msg.seq !== undefined && state.audioSeqs.delete(msg.seq)) {
+          $("live-voice").textContent = msg.message || "This audio chunk could not be analysed.";
+          root.dataset.voice = "error";
+          break;
+        }
         if (msg.seq !== undefined) state.inflight.delete(msg.seq);
         if (msg.code === "rate_limited") state.lastSent = now() + 250;
         say(msg.message || "The server could not use a message.");
@@ -659,6 +676,8 @@
   function sendAudio(samples) {
     if (!state.ws || !state.ready || state.stopping) return;
     const seq = nextSeq();
+    state.audioSeqs.add(seq);
+    if (state.audioSeqs.size > 20) state.audioSeqs.delete(state.audioSeqs.values().next().value);
     const message = header(KIND_PCM, seq, samples.length * 4);
     const view = new DataView(message.buffer);
     for (let i = 0; i < samples.length; i++) view.setFloat32(5 + i * 4, samples[i], true);
