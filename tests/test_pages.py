@@ -432,3 +432,49 @@ def test_retry_a_failed_analysis(
     analysis.refresh_from_db()
     assert analysis.status == "done", analysis.error
     assert analysis.attempts == 1 and analysis.error == ""
+
+
+def test_live_session_result_page(alice_client, user):
+    result = {
+        "duration": 12.0,
+        "frames": 40,
+        "frames_with_faces": 30,
+        "faces_max": 2,
+        "emotion": "happy",
+        "confidence": 0.7,
+        "distribution": {"happy": 0.75, "neutral": 0.25},
+        "probabilities": {"happy": 0.7, "neutral": 0.3},
+        "timeline_step": 1.0,
+        "timeline": [
+            {
+                "t": float(t),
+                "faces": 1,
+                "emotion": "happy" if t < 9 else None,
+                "confidence": 0.7,
+            }
+            for t in range(12)
+        ],
+        "voice": None,
+    }
+    analysis = make(
+        user,
+        kind="live",
+        emotion="happy",
+        face_count=2,
+        result=result,
+        original_name="Live session",
+    )
+    html = alice_client.get(
+        reverse("analysis-detail", args=[analysis.pk])
+    ).content.decode()
+    assert "40 frames analysed, 30 with faces" in html
+    assert html.count('class="timeline-seg') == 12
+    assert 'badge badge-lg emo-happy">happy' in html
+
+
+def test_unknown_kind_falls_back_to_the_headline(alice_client, user):
+    analysis = make(user, kind="video", emotion="sad")
+    html = alice_client.get(
+        reverse("analysis-detail", args=[analysis.pk])
+    ).content.decode()
+    assert 'badge badge-lg emo-sad">sad' in html

@@ -7,6 +7,7 @@ queue of its own, so parallel test runs and other users of the Redis database do
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
+from kombu import pools
 
 from emotionsite.celery import app
 from recognition import services, tasks
@@ -63,13 +65,16 @@ def celery_on_redis(settings):
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url()], "prefix": queue},
+            # As in settings: a read timeout longer than channels_redis's 5 s blocking pop.
+            "CONFIG": {
+                "hosts": [{"address": redis_url(), "socket_timeout": 15}],
+                "prefix": queue,
+            },
         }
     }
     yield queue
     app.conf.update(saved)
-    if app._pool is not None:
-        app._pool.force_close_all()
+    pools.reset()  # closes the Redis connections and forgets them (next use starts afresh)
     app._pool = None
     app.amqp._producer_pool = None
 
@@ -149,12 +154,15 @@ def test_upload_is_analysed_by_a_real_worker(worker, user, face_photo, celery_on
     assert done.attempts == 1 and done.models_used["face"]["name"]
 
     # The worker pushed the status changes through Redis to this user's group.
-    seen = []
-    while "done" not in seen:
-        message = async_to_sync(layer.receive)(channel)
-        assert message["analysis"]["id"] == analysis.pk
-        seen.append(message["analysis"]["status"])
-    assert seen[0] == "running"
+    async def pushed_statuses() -> list[str]:
+        seen: list[str] = []
+        while "done" not in seen:
+            message = await asyncio.wait_for(layer.receive(channel), timeout=30)
+            assert message["analysis"]["id"] == analysis.pk
+            seen.append(message["analysis"]["status"])
+        return seen
+
+    assert async_to_sync(pushed_statuses)() == ["running", "done"]
 
     # Re-delivery of the same task (acks_late) does not run it again.
     tasks.analyse.delay(analysis.pk)

@@ -28,6 +28,7 @@ from django.http import (
 )
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import redirect, render
+from django.template.loader import select_template
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -235,6 +236,7 @@ def _face_overlay(result: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _timeline(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Voice windows as positions on a strip (percent of the recording)."""
     duration = float(result.get("duration") or 0) or max(
         (float(w.get("end") or 0) for w in result.get("windows") or []), default=0
     )
@@ -250,31 +252,67 @@ def _timeline(result: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _live_timeline(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Live-session points ``{t, emotion}`` every ``timeline_step`` s as strip positions."""
+    step = float(result.get("timeline_step") or 1.0)
+    duration = max(float(result.get("duration") or 0), step)
+    return [
+        {
+            "start": float(p.get("t") or 0),
+            "emotion": p.get("emotion"),
+            "left": round(100 * float(p.get("t") or 0) / duration, 3),
+            "width": round(100 * step / duration, 3),
+        }
+        for p in result.get("timeline") or []
+        if isinstance(p, dict)
+    ]
+
+
+def _result_context(analysis: Any) -> dict[str, Any]:
+    """What the kind's result template (``recognition/results/<kind>.html``) shows."""
+    result = analysis.result or {}
+    context: dict[str, Any] = {"result": result, "needs_chart": False}
+    if analysis.kind == "image":
+        context["faces"] = [
+            {**face, "n": i, "ranked": _sorted_probabilities(face.get("probabilities"))}
+            for i, face in enumerate(result.get("faces") or [], start=1)
+        ]
+        context["overlay"] = _face_overlay(result)
+    elif analysis.kind == "audio":
+        context["voice_ranked"] = _sorted_probabilities(result.get("probabilities"))
+        context["timeline"] = _timeline(result)
+        context["needs_chart"] = analysis.status == "done" and bool(context["timeline"])
+    elif analysis.kind == "live":
+        context["live_distribution"] = _sorted_probabilities(result.get("distribution"))
+        context["timeline"] = _live_timeline(result)
+        voice = result.get("voice") or {}
+        context["voice_distribution"] = _sorted_probabilities(voice.get("distribution"))
+    return context
+
+
 @login_required
 @require_GET
 def analysis_detail(request: HttpRequest, pk: int) -> HttpResponse:
     analysis = selectors.get_analysis_for(request.user, pk)
-    result = analysis.result or {}
-    faces = [
-        {**face, "n": i, "ranked": _sorted_probabilities(face.get("probabilities"))}
-        for i, face in enumerate(result.get("faces") or [], start=1)
-    ]
+    context = _result_context(analysis)
+    result_template = select_template(
+        [
+            f"recognition/results/{analysis.kind}.html",
+            "recognition/results/generic.html",
+        ]
+    )
     return render(
         request,
         "recognition/analysis_detail.html",
         {
+            **context,
             "analysis": analysis,
-            "status_message": services.analysis_message(analysis),
-            "result": result,
-            "faces": faces,
-            "overlay": _face_overlay(result) if analysis.kind == "image" else None,
-            "voice_ranked": _sorted_probabilities(result.get("probabilities")),
-            "timeline": _timeline(result) if analysis.kind == "audio" else [],
+            "result_template": result_template,
             "page_config": {
                 "id": analysis.pk,
                 "status": analysis.status,
                 "statusUrl": reverse("analysis-status"),
-                "windows": result.get("windows") or [],
+                "windows": (analysis.result or {}).get("windows") or [],
             },
         },
     )
