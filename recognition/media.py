@@ -24,6 +24,8 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 from PIL import Image, ImageOps
 
+from .inference.images import sniff_image_format
+
 if TYPE_CHECKING:
     from .models import Analysis
 
@@ -109,28 +111,17 @@ def safe_original_name(name: str | bytes | None) -> str:
 
 # --- sniffing ------------------------------------------------------------------------------
 
-_HEIF_BRANDS = {
-    b"heic",
-    b"heix",
-    b"hevc",
-    b"hevx",
-    b"heim",
-    b"heis",
-    b"mif1",
-    b"msf1",
-    b"heif",
-}
-_AVIF_BRANDS = {b"avif", b"avis"}
 _M4A_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}
-
-
-def _ftyp_brands(head: bytes) -> list[bytes]:
-    """Major and compatible brands of an ISO-BMFF ``ftyp`` box (HEIC, AVIF, MP4, MOV, M4A)."""
-    size = int.from_bytes(head[0:4], "big")
-    end = min(max(size, 16), len(head))
-    brands = [head[8:12]]
-    brands += [head[i : i + 4] for i in range(16, end - 3, 4)]
-    return brands
+# Still-image formats as the face core's sniffer names them -> (extension, content type).
+_IMAGE_TYPES = {
+    "jpeg": ("jpg", "image/jpeg"),
+    "png": ("png", "image/png"),
+    "webp": ("webp", "image/webp"),
+    "gif": ("gif", "image/gif"),
+    "bmp": ("bmp", "image/bmp"),
+    "heif": ("heic", "image/heic"),
+    "avif": ("avif", "image/avif"),
+}
 
 
 def sniff(head: bytes) -> Sniffed | None:
@@ -139,30 +130,13 @@ def sniff(head: bytes) -> Sniffed | None:
     Containers that can hold either sound or pictures (MP4/MOV, Matroska/WebM, Ogg) are marked
     ``container``: :func:`inspect_upload` opens them with PyAV to decide audio or video.
     """
-    if head.startswith(b"\xff\xd8\xff"):
-        return Sniffed(IMAGE, "jpg", "image/jpeg")
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return Sniffed(IMAGE, "png", "image/png")
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return Sniffed(IMAGE, "webp", "image/webp")
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return Sniffed(IMAGE, "gif", "image/gif")
-    if head[:2] == b"BM" and len(head) >= 26 and head[6:10] == b"\0\0\0\0":
-        return Sniffed(IMAGE, "bmp", "image/bmp")
-    if head[4:8] == b"ftyp":
-        brands = set(_ftyp_brands(head))
-        major = head[8:12]
-        if major in _AVIF_BRANDS:
-            return Sniffed(IMAGE, "avif", "image/avif")
-        if major in _HEIF_BRANDS or (
-            brands & _HEIF_BRANDS and not brands & {b"isom", b"mp41", b"mp42"}
-        ):
-            return Sniffed(IMAGE, "heic", "image/heic")
-        if brands & _AVIF_BRANDS:
-            return Sniffed(IMAGE, "avif", "image/avif")
-        if major in _M4A_BRANDS:
+    image_format = sniff_image_format(head)
+    if image_format in _IMAGE_TYPES:
+        return Sniffed(IMAGE, *_IMAGE_TYPES[image_format])
+    if head[4:8] == b"ftyp":  # ISO-BMFF that is not a still image: sound or film
+        if head[8:12] in _M4A_BRANDS:
             return Sniffed(AUDIO, "m4a", "audio/mp4", container=True)
-        if major == b"qt  ":
+        if head[8:12] == b"qt  ":
             return Sniffed(VIDEO, "mov", "video/quicktime", container=True)
         return Sniffed(VIDEO, "mp4", "video/mp4", container=True)
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
