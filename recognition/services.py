@@ -9,11 +9,12 @@ functions and nothing else to change an ``Analysis``. Contracts (see helper brie
 - ``result`` is the inference output as the API returns it: for images ``faces.analyze_image``'s
   dict (width, height, faces[box, emotion, confidence, probabilities], model, timings); for
   audio ``voice.analyze_audio``'s dict (emotion, confidence, probabilities, speech, duration,
-  windows, model).
+  windows, model); for video ``video.analyze_video``'s dict (timeline, fused, faces per track,
+  voice, notes, ...).
 - Every status change is pushed to the channel group ``user-<owner_id>`` as ``analysis.update``.
 
-New kinds (video) plug in with ``register_analyser(kind, fn)``; until a kind has an analyser,
-uploads of that kind are refused with 415.
+New kinds plug in with ``register_analyser(kind, fn)`` (video does, below); until a kind has an
+analyser, uploads of that kind are refused with 415.
 """
 
 from __future__ import annotations

@@ -376,6 +376,22 @@ def test_too_long_or_too_large_video_is_413(alice_client, alice_api, silent, set
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("container", "content_type"), [("webm", "video/webm"), ("mov", "video/quicktime")]
+)
+def test_webm_and_mov_are_videos_with_their_sound(user, container, content_type):
+    clip = make_video(seconds=1.5, fps=10, container=container)
+    analysis = services.create_analysis(
+        owner=user, upload=clip, filename=f"clip.{container}", enqueue=False
+    )
+    assert (analysis.kind, analysis.content_type) == ("video", content_type)
+    result = video.analyze_video(clip, sample_fps=2.0)
+    assert len(result["timeline"]) == 3 and result["has_audio"]
+    assert result["voice"]["duration"] == pytest.approx(1.5, abs=0.1)
+    assert all(len(p["faces"]) >= 4 for p in result["timeline"])
+
+
+@pytest.mark.django_db
 def test_an_mp4_with_only_sound_stays_a_recording(user, speech_clip):
     from tests.media_convert import read_pcm
 

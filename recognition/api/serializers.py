@@ -158,7 +158,11 @@ class ResultSerializer(serializers.Serializer):
     width = serializers.IntegerField(required=False)
     height = serializers.IntegerField(required=False)
     faces = FaceResultSerializer(many=True, required=False)
-    voice = VoiceResultSerializer(required=False)
+    voice = VoiceResultSerializer(
+        required=False,
+        allow_null=True,
+        help_text="Video: null without a usable sound track.",
+    )
     timeline = serializers.ListField(
         child=serializers.DictField(),
         required=False,

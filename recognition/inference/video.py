@@ -366,6 +366,19 @@ def voice_at(t: float, windows: list[dict[str, Any]]) -> dict[str, Any] | None:
 # --- the whole analysis --------------------------------------------------------------------
 
 
+def _face_entry(track: int, face: dict[str, Any]) -> dict[str, Any]:
+    """A face of one frame as stored in the timeline (4 decimals keep long videos' JSON small)."""
+    return {
+        "track": track,
+        "box": face["box"],
+        "emotion": face["emotion"],
+        "confidence": round(float(face["confidence"]), 4),
+        "probabilities": {
+            k: round(float(v), 4) for k, v in face["probabilities"].items()
+        },
+    }
+
+
 def _track_summaries(
     timeline: list[dict[str, Any]], classes: list[str]
 ) -> list[dict[str, Any]]:
@@ -440,7 +453,7 @@ def analyze_video(
         timeline.append(
             {
                 "t": sample.t,
-                "faces": [{"track": i, **f} for i, f in zip(ids, found, strict=True)],
+                "faces": [_face_entry(i, f) for i, f in zip(ids, found, strict=True)],
             }
         )
         face_ms += (time.perf_counter() - t0) * 1000
