@@ -394,8 +394,8 @@ def inspect_upload(fh: IO[bytes], size: int) -> Inspected:
     sniffed = sniff(head)
     if sniffed is None:
         raise MediaRejected(
-            "This file type is not supported. Upload a photo (JPEG, PNG, WebP, HEIC) or a "
-            "recording (WAV, MP3, M4A, OGG, FLAC, WebM).",
+            "This file type is not supported. Upload a photo (JPEG, PNG, WebP, HEIC), a "
+            "recording (WAV, MP3, M4A, OGG, FLAC, WebM) or a video (MP4, MOV, WebM).",
             415,
         )
     if sniffed.kind == IMAGE:

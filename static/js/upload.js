@@ -150,7 +150,9 @@
       row.detail.classList.add("error-text");
       row.detail.textContent = msg.error || "The analysis failed.";
     } else {
-      row.detail.textContent = msg.status === "running" ? "Looking for emotions…" : "Waiting for a worker…";
+      row.detail.textContent = msg.status === "running"
+        ? `Looking for emotions… ${msg.progress > 10 ? `${msg.progress}%` : ""}`
+        : "Waiting for a worker…";
     }
     updateSummary();
   }
