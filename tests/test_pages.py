@@ -11,6 +11,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -95,7 +96,7 @@ def test_each_audio_format_is_analysed_and_shown(
     page = alice_client.get(
         reverse("analysis-detail", args=[analysis.pk])
     ).content.decode()
-    assert "<audio" in page and "timeline-chart" in page
+    assert "<audio" in page and 'class="timeline-strip"' in page
     assert f'badge badge-lg emo-{analysis.emotion}">{analysis.emotion}' in page
     original = alice_client.get(reverse("analysis-media", args=[analysis.pk]))
     assert original.status_code == 200
@@ -480,3 +481,21 @@ def test_unknown_kind_falls_back_to_the_headline(alice_client, user):
         reverse("analysis-detail", args=[analysis.pk])
     ).content.decode()
     assert 'badge badge-lg emo-sad">sad' in html
+
+
+def test_longer_recording_gets_a_timeline_chart(alice_client, upload, speech_clip):
+    from tests.media_convert import encode_audio, read_pcm
+
+    clips = sorted(speech_clip.parent.glob("*.flac"))[:3]
+    signals = [read_pcm(p) for p in clips]
+    rate = signals[0][1]
+    joined = np.concatenate([s for s, _ in signals])
+    response = upload(encode_audio(joined, rate, "ogg"), "three.ogg")
+    analysis = Analysis.objects.get(pk=response.json()["analysis"]["id"])
+    assert analysis.status == "done", analysis.error
+    assert len(analysis.result["windows"]) > 1
+    page = alice_client.get(
+        reverse("analysis-detail", args=[analysis.pk])
+    ).content.decode()
+    assert 'id="timeline-chart"' in page and "vendor/chart.umd.min.js" in page
+    assert page.count('class="timeline-seg') == len(analysis.result["windows"])

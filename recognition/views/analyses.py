@@ -92,7 +92,12 @@ def upload(request: HttpRequest) -> HttpResponse:
             request.FILES  # noqa: B018
         except (RequestDataTooBig, TooManyFilesSent):
             return _upload_refused(request, "The upload is too large.", 413)
-        except (MultiPartParserError, UnreadablePostError, ValueError, SuspiciousOperation):
+        except (
+            MultiPartParserError,
+            UnreadablePostError,
+            ValueError,
+            SuspiciousOperation,
+        ):
             # SuspiciousOperation: e.g. TooManyFieldsSent (over DATA_UPLOAD_MAX_NUMBER_FIELDS),
             # which Django otherwise answers with its bare HTML 400 page, not the JSON error.
             return _upload_refused(
@@ -281,7 +286,9 @@ def _result_context(analysis: Any) -> dict[str, Any]:
     elif analysis.kind == "audio":
         context["voice_ranked"] = _sorted_probabilities(result.get("probabilities"))
         context["timeline"] = _timeline(result)
-        context["needs_chart"] = analysis.status == "done" and bool(context["timeline"])
+        context["needs_chart"] = (
+            analysis.status == "done" and len(context["timeline"]) > 1
+        )
     elif analysis.kind == "live":
         context["live_distribution"] = _sorted_probabilities(result.get("distribution"))
         context["timeline"] = _live_timeline(result)

@@ -5,6 +5,7 @@
   Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
   Chart.defaults.animation = false;
   Chart.defaults.maintainAspectRatio = false;
+  Chart.defaults.datasets.bar.maxBarThickness = 56;
   const labels = Object.keys(stats.emotions);
   const legendBottom = { position: "bottom", labels: { boxWidth: 12 } };
   const KIND_NAMES = { image: "Photos", audio: "Recordings", video: "Videos", live: "Live" };
