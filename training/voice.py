@@ -251,7 +251,7 @@ def build_mlp(num_classes: int = 8, normalizer_data: np.ndarray | None = None, d
     return keras.Model(inputs, outputs, name="voice_mlp")
 
 
-def build_cnn(num_classes: int = 8, normalizer_data: np.ndarray | None = None, widths=(96, 96, 128, 160, 192), dropout: float = 0.3):
+def build_cnn(num_classes: int = 8, normalizer_data: np.ndarray | None = None, widths=(64, 96, 128, 160, 192), dropout: float = 0.2):
     """1-D CNN over (301 frames x 64 log-mel bands): per-band standardisation, five Conv1D/BN/ReLU
     layers with three max-pools, global average + max pooling over time, Dense(128), softmax(8)."""
     keras = _keras()
@@ -267,7 +267,7 @@ def build_cnn(num_classes: int = 8, normalizer_data: np.ndarray | None = None, w
         x = layers.Activation("relu")(x)
         if 1 <= i <= 3:
             x = layers.MaxPooling1D(2)(x)
-            x = layers.SpatialDropout1D(0.1)(x)
+            x = layers.SpatialDropout1D(0.05)(x)
     x = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
     x = layers.Dropout(dropout)(x)
     x = layers.Dense(128, use_bias=False)(x)
@@ -357,12 +357,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="model name (default voice_<arch>)")
     parser.add_argument("--out", type=Path, default=REPO / "models", help="where the model and its card go")
     parser.add_argument("--runs", type=Path, default=REPO / "training" / "runs", help="checkpoint folder")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per stage (default: mlp 150, cnn 40)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per stage (default: mlp 30, cnn 40)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: mlp 1e-3, cnn 2e-3)")
-    parser.add_argument("--weight-decay", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: mlp 1e-3, cnn 3e-3)")
+    parser.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default: mlp 1e-3, cnn 5e-4)")
     parser.add_argument("--label-smoothing", type=float, default=0.1)
     parser.add_argument("--no-augment", action="store_true", help="cnn: train on clean clips only")
+    parser.add_argument("--inner-only", action="store_true", help="explore: stop after stage 1 (actors 13-16), never touching 17-20")
     parser.add_argument("--skip-final", action="store_true", help="ship the inner-split model (actors 1-12) instead of retraining on 1-16")
     parser.add_argument("--limit", type=int, default=None, help="use only N clips per actor group (smoke tests)")
     parser.add_argument("--seed", type=int, default=1337)
@@ -375,9 +376,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def apply_defaults(args: argparse.Namespace) -> argparse.Namespace:
     args.name = args.name or f"voice_{args.arch}"
     if args.epochs is None:
-        args.epochs = 150 if args.arch == "mlp" else 40
+        args.epochs = 30 if args.arch == "mlp" else 40
     if args.lr is None:
-        args.lr = 1e-3 if args.arch == "mlp" else 2e-3
+        args.lr = 1e-3 if args.arch == "mlp" else 3e-3
+    if args.weight_decay is None:
+        args.weight_decay = 1e-3 if args.arch == "mlp" else 5e-4
     return args
 
 
@@ -414,6 +417,8 @@ def train(args: argparse.Namespace) -> dict:
 
     inner_metrics = summarise(apply_temperature(inner_raw, temperature), inner_val["y"], VOICE_EMOTIONS)
     log(f"stage 1: actors 13-16 accuracy {inner_metrics['accuracy']:.4f}, temperature {temperature:.3f}, ECE {inner_metrics['ece']:.4f}")
+    if args.inner_only:
+        return {"inner_validation": inner_metrics, "temperature": temperature, "history": inner_state["history"]}
     if args.skip_final:
         model, final_state = inner_model, None
     else:
@@ -431,6 +436,7 @@ def _limit(clips: list[Clip], n: int) -> list[Clip]:
 
 def finish(args, model, kind, temperature, inner_metrics, inner_state, final_state, train_seconds, started, log) -> dict:
     """Save the model, score actors 17-20 through the serving path, write the card."""
+    from recognition.inference import registry
     from recognition.inference.registry import sha256_file, write_card
 
     keras = _keras()
@@ -477,6 +483,7 @@ def finish(args, model, kind, temperature, inner_metrics, inner_state, final_sta
             "total_seconds": None,
             "batch_size": args.batch_size,
             "learning_rate": args.lr,
+            "weight_decay": args.weight_decay,
             "label_smoothing": args.label_smoothing,
             "inner_history": [{k: r[k] for k in ("epoch", "accuracy", "val_accuracy") if k in r} for r in inner_state["history"]],
         },
@@ -485,6 +492,7 @@ def finish(args, model, kind, temperature, inner_metrics, inner_state, final_sta
         "size_bytes": model_path.stat().st_size,
     }
     write_card(card, out)
+    registry.clear_cache()  # a model of this name may have been loaded earlier in this process
     test = evaluate_folder(args.data, args.name, directory=out, actors=TEST_ACTORS, limit=args.limit)
     raw = test.pop("uncalibrated_ece")
     card["metrics"]["test"] = test
@@ -533,7 +541,7 @@ def evaluate_folder(path: Path, model_name: str | None = None, *, directory: Pat
         raw.append(p_raw)
         labels.append(clip.label)
         silent += not speech
-    y = np.asarray(labels)
+    y = np.asarray([model.classes.index(VOICE_EMOTIONS[i]) for i in labels])  # the card's class order
     metrics = summarise(np.stack(probabilities), y, model.classes)
     metrics["uncalibrated_ece"] = summarise(np.stack(raw), y, model.classes)["ece"]
     metrics["no_speech"] = int(silent)
