@@ -203,7 +203,11 @@ def _upright(image):
     from PIL import ImageOps
 
     try:
-        return ImageOps.exif_transpose(image) or image
+        with warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore"
+            )  # "Corrupt EXIF data": handled by falling back
+            return ImageOps.exif_transpose(image) or image
     except Exception:  # noqa: BLE001 - malformed EXIF must not make the photo unusable
         return image
 
