@@ -10,8 +10,11 @@ median is reported, all in this run on this machine:
 - ``decode only``: PyAV decoding every frame, nothing else (the floor any sampling rate pays);
 - ``video.analyze_video`` at each ``--fps`` sampling rate (settings.VIDEO_SAMPLE_FPS is 4;
   the target is faster than real time at 5);
-- ``every frame``: the same at the source's 25 fps, i.e. running the photo pipeline on every
-  frame, the naive baseline sampling is compared with.
+- ``5 fps, per frame``: 5 fps with one face-model call per frame (``batch_frames=1``, what
+  calling ``faces.analyze_image`` per frame costs), the baseline for batching the faces of
+  ``video.CLASSIFY_BATCH_FRAMES`` frames per call;
+- ``every frame``: the served pipeline at the source's 25 fps, i.e. every frame analysed, the
+  naive baseline sampling is compared with.
 
 Columns: frames analysed, median wall-clock seconds, seconds of processing per second of video
 (below 1 is faster than real time), the same in CPU seconds of this process (all its threads;
@@ -73,6 +76,15 @@ def main() -> None:
     rows = []
     seconds, cpu, frames = timed(lambda: decode_only(data), args.repeats)
     rows.append(("decode only", frames, seconds, cpu, None))
+    seconds, cpu, result = timed(
+        lambda: video.analyze_video(
+            data, sample_fps=5.0, max_seconds=600, batch_frames=1
+        ),
+        args.repeats,
+    )
+    rows.append(
+        ("5 fps, per frame", len(result["timeline"]), seconds, cpu, result["timings"])
+    )
     for fps in [*args.fps, SOURCE_FPS]:
         seconds, cpu, result = timed(
             lambda fps=fps: video.analyze_video(data, sample_fps=fps, max_seconds=600),

@@ -18,7 +18,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from recognition import media, services
-from recognition.inference import fusion, registry, video
+from recognition.inference import faces, fusion, registry, video
 from recognition.inference.errors import InvalidMedia
 from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
 from recognition.models import Analysis
@@ -90,8 +90,20 @@ def test_timeline_follows_the_sampling_rate(talking_result):
     assert talking_result["sample_fps"] == 4.0
 
 
-def test_other_rates_give_other_lengths(silent):
-    assert len(video.analyze_video(silent, sample_fps=2.0)["timeline"]) == 4
+def test_other_rates_and_faces_as_the_photo_pipeline_finds_them(silent):
+    result = video.analyze_video(silent, sample_fps=2.0)
+    assert len(result["timeline"]) == 4
+    # Faces classified in batches across frames are what faces.analyze_image finds per frame.
+    frames = video.decode_samples(
+        silent, sample_fps=2.0, max_seconds=10, max_pixels=10**6
+    ).samples
+    for point, frame in zip(result["timeline"], frames, strict=True):
+        photo = faces.analyze_image(frame.bgr)["faces"]
+        assert [f["box"] for f in point["faces"]] == [f["box"] for f in photo]
+        for mine, theirs in zip(point["faces"], photo, strict=True):
+            assert mine["emotion"] == theirs["emotion"]
+            for label, p in theirs["probabilities"].items():
+                assert mine["probabilities"][label] == pytest.approx(p, abs=1e-3)
 
 
 def test_faces_are_found_and_the_nearest_person_keeps_one_track(talking_result):

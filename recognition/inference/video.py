@@ -3,8 +3,10 @@
 Pictures: PyAV decodes the first video stream (rotation metadata applied, so boxes match what a
 browser shows) and keeps one frame every 1 / ``sample_fps`` seconds (settings.VIDEO_SAMPLE_FPS):
 a frame is taken when its time reaches the next slot, within half a source frame. Each kept frame
-goes through ``faces.analyze_image`` (the photo pipeline), and ``IoUTracker`` links boxes across
-frames so each person gets a track id: a box continues the unmatched track it overlaps most
+goes through the photo pipeline's steps (``faces.detect_with_scores``, ``preprocessing.crop_face``,
+``faces.classify_faces``; same detector, crops, model and labels as ``faces.analyze_image``), the
+faces of ``CLASSIFY_BATCH_FRAMES`` frames classified in one model call, and ``IoUTracker`` links
+boxes across frames so each person gets a track id: a box continues the unmatched track it overlaps most
 (IoU >= ``TRACK_IOU``, the track's box moved on at its last velocity), tracks survive
 ``TRACK_MAX_GAP_SECONDS`` without a match.
 
@@ -40,6 +42,7 @@ import numpy as np
 
 from . import audio, faces, fusion, registry, voice
 from .errors import InvalidMedia
+from .preprocessing import crop_face, to_gray
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,9 @@ TRACK_MAX_GAP_SECONDS = 1.0
 MAX_DECODE_ERRORS = 50
 SHORT_BY_SECONDS = 0.5  # decoded video this much shorter than its header says -> a note
 PROBE_MAX_PACKETS = 300
+CLASSIFY_BATCH_FRAMES = (
+    8  # sampled frames whose faces go through the face model in one call
+)
 
 Progress = Callable[[float], None]
 
@@ -366,17 +372,73 @@ def voice_at(t: float, windows: list[dict[str, Any]]) -> dict[str, Any] | None:
 # --- the whole analysis --------------------------------------------------------------------
 
 
-def _face_entry(track: int, face: dict[str, Any]) -> dict[str, Any]:
-    """A face of one frame as stored in the timeline (4 decimals keep long videos' JSON small)."""
-    return {
-        "track": track,
-        "box": face["box"],
-        "emotion": face["emotion"],
-        "confidence": round(float(face["confidence"]), 4),
-        "probabilities": {
-            k: round(float(v), 4) for k, v in face["probabilities"].items()
-        },
-    }
+@dataclass
+class FaceTimeline:
+    """Faces per sampled frame, tracked, with classification batched over ``batch_frames``
+    frames: one model call per batch instead of per frame (benchmarks/bench_video.py: the
+    per-call overhead of the Keras model is most of the cost of a frame's few faces)."""
+
+    classes: list[str]
+    model_name: str
+    tracker: IoUTracker
+    batch_frames: int = CLASSIFY_BATCH_FRAMES
+    points: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[tuple[float, list[list[int]], list[np.ndarray]]] = field(
+        default_factory=list
+    )
+    elapsed_ms: float = 0.0
+
+    def add(self, sample: Sample) -> None:
+        """Detect and crop the faces of one sampled frame (classified with its batch)."""
+        t0 = time.perf_counter()
+        detections = faces.detect_with_scores(sample.bgr)
+        if len(detections) > faces.MAX_FACES:  # the detector's surest, as for photos
+            detections = sorted(detections, key=lambda d: -d[1])[: faces.MAX_FACES]
+        gray = to_gray(sample.bgr)
+        boxes = [box for box, _ in detections]
+        crops = [crop_face(gray, tuple(box)) for box in boxes]
+        self.pending.append((sample.t, boxes, crops))
+        self.elapsed_ms += (time.perf_counter() - t0) * 1000
+        if len(self.pending) >= self.batch_frames:
+            self.flush()
+
+    def flush(self) -> None:
+        """Classify the pending frames' faces in one call and append them to ``points``."""
+        if not self.pending:
+            return
+        t0 = time.perf_counter()
+        crops = [crop for _, _, frame_crops in self.pending for crop in frame_crops]
+        rows = faces.classify_faces(crops, model=self.model_name) if crops else []
+        at = 0
+        for t, boxes, frame_crops in self.pending:
+            found = rows[at : at + len(frame_crops)]
+            at += len(frame_crops)
+            ids = self.tracker.update(boxes, len(self.points))
+            self.points.append(
+                {
+                    "t": t,
+                    "faces": [
+                        self._entry(track, box, row)
+                        for track, box, row in zip(ids, boxes, found, strict=True)
+                    ],
+                }
+            )
+        self.pending.clear()
+        self.elapsed_ms += (time.perf_counter() - t0) * 1000
+
+    def _entry(self, track: int, box: list[int], row: np.ndarray) -> dict[str, Any]:
+        """One face as ``faces.analyze_image`` gives it, plus its track (4 decimals keep a long
+        video's JSON small)."""
+        best = int(np.argmax(row))
+        return {
+            "track": track,
+            "box": [int(v) for v in box],
+            "emotion": self.classes[best],
+            "confidence": round(float(row[best]), 4),
+            "probabilities": {
+                c: round(float(p), 4) for c, p in zip(self.classes, row, strict=True)
+            },
+        }
 
 
 def _track_summaries(
@@ -429,6 +491,7 @@ def analyze_video(
     max_seconds: float = 120.0,
     max_pixels: int = 1920 * 1080,
     progress: Progress | None = None,
+    batch_frames: int = CLASSIFY_BATCH_FRAMES,
 ) -> dict[str, Any]:
     """Bytes of a video file -> the video result described in the module docstring.
 
@@ -442,21 +505,9 @@ def analyze_video(
     sample_fps = float(min(max(sample_fps, 0.1), MAX_SAMPLE_FPS))
     face_model = registry.get_model(task="face")
     tracker = IoUTracker(max_gap=max(1, round(TRACK_MAX_GAP_SECONDS * sample_fps)))
-    timeline: list[dict[str, Any]] = []
-    face_ms = 0.0
-
-    def on_sample(sample: Sample) -> None:
-        nonlocal face_ms
-        t0 = time.perf_counter()
-        found = faces.analyze_image(sample.bgr)["faces"]
-        ids = tracker.update([f["box"] for f in found], len(timeline))
-        timeline.append(
-            {
-                "t": sample.t,
-                "faces": [_face_entry(i, f) for i, f in zip(ids, found, strict=True)],
-            }
-        )
-        face_ms += (time.perf_counter() - t0) * 1000
+    face_timeline = FaceTimeline(
+        face_model.classes, face_model.name, tracker, batch_frames=max(1, batch_frames)
+    )
 
     def frames_progress(fraction: float) -> None:
         if progress is not None:
@@ -468,8 +519,11 @@ def analyze_video(
         max_seconds=max_seconds,
         max_pixels=max_pixels,
         progress=frames_progress,
-        on_sample=on_sample,
+        on_sample=face_timeline.add,
     )
+    face_timeline.flush()
+    timeline = face_timeline.points
+    face_ms = face_timeline.elapsed_ms
     notes = decoded.notes
     t0 = time.perf_counter()
     soundtrack = None
