@@ -476,7 +476,7 @@ def test_live_session_result_page(alice_client, user):
 
 
 def test_unknown_kind_falls_back_to_the_headline(alice_client, user):
-    analysis = make(user, kind="video", emotion="sad")
+    analysis = make(user, kind="other", emotion="sad")  # a kind with no result template
     html = alice_client.get(
         reverse("analysis-detail", args=[analysis.pk])
     ).content.decode()
