@@ -105,9 +105,8 @@ def _open(data: bytes, max_pixels: int):
     _register_plugins()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore", Image.DecompressionBombWarning
-            )  # checked below
+            # Size is checked below; Pillow's other warnings (corrupt EXIF ...) are not actionable.
+            warnings.simplefilter("ignore")
             image = Image.open(io.BytesIO(data))
     except (
         Image.DecompressionBombError
@@ -229,9 +228,7 @@ def decode_image(
     image = _open(bytes(data), max_pixels)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore", Image.DecompressionBombWarning
-            )  # size checked in _open
+            warnings.simplefilter("ignore")  # size checked in _open; see there
             image.load()
             image = _upright(image)
             pixels = _pixels(image)
