@@ -73,10 +73,11 @@
       const tw = ctx.measureText(label).width + font * 0.7;
       const th = font * 1.45;
       const ty = Y - th >= 0 ? Y - th : Y + bh * k;
+      const tx = Math.max(0, Math.min(X, w - tw)); // labels stay inside the picture
       ctx.fillStyle = c;
-      ctx.fillRect(X, ty, tw, th);
+      ctx.fillRect(tx, ty, tw, th);
       ctx.fillStyle = "#fff";
-      ctx.fillText(label, X + font * 0.35, ty + th * 0.72);
+      ctx.fillText(label, tx + font * 0.35, ty + th * 0.72);
     });
   }
 
