@@ -311,6 +311,15 @@ async def redis_hop(url: str, size: int, repeats: int) -> list[float] | None:
     return times
 
 
+def served_face_model() -> str:
+    try:
+        registry = json.loads((REPO / "models" / "registry.json").read_text())
+        card = json.loads((REPO / "models" / f"{registry['face']}.json").read_text())
+        return f"{card['name']} {card.get('version', '?')} ({card.get('parameters', '?')} parameters)"
+    except (OSError, ValueError, KeyError):
+        return "unknown"
+
+
 # --- main ----------------------------------------------------------------------------------
 
 
@@ -372,7 +381,8 @@ def main(argv: list[str] | None = None) -> None:
         f"Live socket, daphne on 127.0.0.1, {os.cpu_count()} CPUs, 640x480 JPEG q80, one frame in flight per client,"
     )
     print(
-        f"{args.seconds:g} s measured after {args.warmup:g} s warm-up; server settings {overrides}"
+        f"{args.seconds:g} s measured after {args.warmup:g} s warm-up; server settings {overrides}; "
+        f"face model {served_face_model()}"
     )
     head = (
         f"{'scene':<8}{'clients':>8}{'frames':>8}{'p50 ms':>8}{'p95 ms':>8}{'fps/cl':>8}{'fps all':>8}"
