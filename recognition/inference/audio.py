@@ -8,8 +8,9 @@ Decoders, chosen by measurement (benchmarks/README.md, a 3.8 s speech clip on th
 libsndfile (``soundfile``) reads WAV 1.6 ms, FLAC 1.6 ms, Ogg/Vorbis 2.9 ms, MP3 2.3 ms, but
 cannot open M4A/AAC or WEBM; PyAV (FFmpeg inside the wheel, no system ffmpeg needed) reads all
 of them (WAV 29 ms first call, FLAC 3.4, Ogg 7.5, Opus 13.8, MP3 6.4, M4A 5.2, WEBM 14.6 ms).
-So: soundfile for WAV/FLAC/Ogg/MP3/AIFF, PyAV for MP4/M4A, ADTS AAC, WEBM/Matroska and as the
-fallback whenever libsndfile refuses a file (e.g. WAV with an exotic codec). Both paths downmix
+So: soundfile for WAV/FLAC/Ogg Vorbis/MP3/AIFF, PyAV for Ogg Opus (twice as fast there),
+MP4/M4A, ADTS AAC, WEBM/Matroska, and as the fallback whenever libsndfile refuses a file (e.g.
+WAV with an exotic codec). Both paths downmix
 to mono and resample with soxr (the resampler librosa uses), so a format only changes the codec.
 """
 from __future__ import annotations
