@@ -51,6 +51,7 @@ KIND_FRAME = 1
 KIND_PCM = 2
 KIND_AUDIO = 3
 PCM_RATE = 16000
+PCM_MAX_ABS = 4.0
 MAX_SEQ = 2**32 - 1
 # Timeline points are one-second buckets; past this many the resolution halves (two merge).
 MAX_TIMELINE_POINTS = 600
@@ -172,7 +173,10 @@ def parse_text(text: str, limits: LiveLimits) -> Message:
         raise LiveError("Message too large.", code="too_large")
     try:
         data = json.loads(text)
-    except (ValueError, RecursionError):  # deeply nested arrays ("[[[[...") overflow the parser
+    except (
+        ValueError,
+        RecursionError,
+    ):  # deeply nested arrays ("[[[[...") overflow the parser
         raise LiveError("Messages must be JSON objects or binary frames.") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise LiveError("Messages must be JSON objects with a string 'type'.")
@@ -298,8 +302,10 @@ def decode_pcm(payload: bytes, limits: LiveLimits) -> np.ndarray:
         raise InvalidMedia(
             f"An audio chunk may last at most {limits.max_audio_seconds:g} s."
         )
-    if not np.isfinite(samples).all():
-        raise InvalidMedia("The audio chunk contains invalid samples.")
+    # Web Audio gives [-1, 1] (a little beyond after processing); anything else (NaN, huge values:
+    # an image or a file sent as kind 2) is the wrong kind of data, not loud audio.
+    if not np.isfinite(samples).all() or float(np.abs(samples).max()) > PCM_MAX_ABS:
+        raise InvalidMedia("The audio chunk is not float32 PCM samples in [-1, 1].")
     return np.clip(samples, -1.0, 1.0)
 
 

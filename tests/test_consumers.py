@@ -170,6 +170,9 @@ BAD_MESSAGES = [
     ({"text_data": "not json"}, "JSON"),
     ({"text_data": "[1, 2]"}, "JSON objects"),
     ({"text_data": json.dumps({"type": "teleport"})}, "Unknown message type"),
+    ({"text_data": json.dumps({"type": 5})}, "string 'type'"),
+    ({"text_data": json.dumps({"type": "frame", "seq": "1", "data": "AAAA"})}, "seq"),
+    ({"text_data": json.dumps({"type": "frame", "seq": 1, "data": 12})}, "base64"),
     ({"text_data": json.dumps({"type": "frame", "seq": -1, "data": "AAAA"})}, "seq"),
     ({"text_data": json.dumps({"type": "frame", "seq": 1, "data": "***"})}, "base64"),
     ({"text_data": json.dumps({"type": "hello", "session": 5})}, "session"),
@@ -439,6 +442,7 @@ async def test_microphone_chunks_are_answered_with_the_voice_emotion(user):
         (3, b"\x00" * 7),
         (4, np.full(8000, np.nan, "<f4").tobytes()),
         (5, b"\x00" * (4 * 16000 * 6)),
+        (6, jpeg()[:32000]),  # a photo sent as audio: wrong kind of data
     ):
         await socket.send_to(bytes_data=frame(seq, payload, kind=live.KIND_PCM))
         error = await answer(socket)
