@@ -196,78 +196,63 @@ class LiveConsumer(AsyncWebsocketConsumer):
     # --- work (runs one at a time per kind, latest wins) -------------------------------------
 
     async def _process_frame(self, message: live.Message) -> None:
+        reply = await self._analyse(
+            message, "face", "frame", live.analyze_frame, message.payload
+        )
+        if reply is not None:
+            reply.update(type="result")
+            reply["timings"]["queue_ms"] = reply.pop("queue_ms")
+            self.recorder.add_frame(reply)
+            await self._send(reply)
+
+    async def _process_voice(self, message: live.Message) -> None:
+        reply = await self._analyse(
+            message,
+            "voice",
+            "audio chunk",
+            live.analyze_voice,
+            message.type,
+            message.payload,
+        )
+        if reply is not None:
+            reply.update(type="voice")
+            del reply["queue_ms"]
+            self.recorder.add_voice(reply)
+            await self._send(reply)
+
+    async def _analyse(
+        self, message: live.Message, model: str, what: str, fn: Any, *args: Any
+    ) -> dict | None:
+        """Run ``fn(*args, limits)`` in the inference pool; on failure answer an error for this
+        ``seq`` (the socket stays usable) and return None. Adds seq, server_ms and queue_ms."""
         loop = asyncio.get_running_loop()
         try:
             started, reply = await loop.run_in_executor(
-                live.executor(),
-                _timed,
-                live.analyze_frame,
-                message.payload,
-                self.limits,
+                live.executor(), _timed, fn, *args, self.limits
             )
         except InvalidMedia as exc:
-            await self._error(str(exc), code="invalid_frame", seq=message.seq)
-            return
-        except ModelUnavailable:
-            log.exception("live: face model unavailable")
-            await self._error(
-                "The face model is not available right now; try again later.",
-                code="unavailable",
-                seq=message.seq,
-            )
-            return
-        except Exception:
-            log.exception("live: frame analysis failed")
-            await self._error(
-                "This frame could not be analysed.", code="failed", seq=message.seq
-            )
-            return
-        done = time.perf_counter()
-        reply.update(
-            type="result",
-            seq=message.seq,
-            server_ms=round((done - message.received) * 1000, 2),
-        )
-        reply["timings"]["queue_ms"] = round((started - message.received) * 1000, 2)
-        self.recorder.add_frame(reply)
-        await self._send(reply)
-
-    async def _process_voice(self, message: live.Message) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            reply = await loop.run_in_executor(
-                live.executor(),
-                live.analyze_voice,
-                message.type,
-                message.payload,
-                self.limits,
-            )
-        except InvalidMedia as exc:
-            await self._error(str(exc), code="invalid_audio", seq=message.seq)
-            return
+            await self._error(str(exc), code="invalid_media", seq=message.seq)
+            return None
         except (ModelUnavailable, ImportError):
-            log.exception("live: voice model unavailable")
+            log.exception("live: %s model unavailable", model)
             await self._error(
-                "The voice model is not available right now.",
+                f"The {model} model is not available right now; try again later.",
                 code="unavailable",
                 seq=message.seq,
             )
-            return
+            return None
         except Exception:
-            log.exception("live: voice analysis failed")
+            log.exception("live: %s analysis failed", what)
             await self._error(
-                "This audio chunk could not be analysed.",
-                code="failed",
-                seq=message.seq,
+                f"This {what} could not be analysed.", code="failed", seq=message.seq
             )
-            return
+            return None
         reply.update(
-            type="voice",
             seq=message.seq,
             server_ms=round((time.perf_counter() - message.received) * 1000, 2),
+            queue_ms=round((started - message.received) * 1000, 2),
         )
-        self.recorder.add_voice(reply)
-        await self._send(reply)
+        return reply
 
     # --- outgoing and group events ------------------------------------------------------------
 
