@@ -253,9 +253,11 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
         )
     log(f"parameters: {model.count_params():,}")
     schedule = BudgetSchedule(args.lr, args.epochs, args.budget_minutes * 60 if args.budget_minutes else None)
-    # A budgeted run keeps the length its schedule settled on; otherwise a resumed run goes on to
-    # --epochs (so a finished 40-epoch run can be continued to 80).
-    schedule.total = state.get("total_epochs", args.epochs) if args.budget_minutes else args.epochs
+    # A resumed run goes on to --epochs, or to what fits in --budget-minutes (which counts the
+    # wall time already spent), so a finished run can be continued with a new schedule.
+    schedule.total = args.epochs
+    if args.resume and state["history"]:
+        schedule.resize(state["epoch"], state.get("wall_s", state["elapsed_s"]), state["history"][-1]["seconds"])
     callbacks = make_callbacks(run_dir, schedule, state, log)
     y_train_1h = keras.utils.to_categorical(y_train, n_classes)
     y_val_1h = keras.utils.to_categorical(y_val, n_classes)
