@@ -31,8 +31,8 @@ evidence counts the same) and its argmax; the confidence is that mean's largest 
 ``python -m recognition.inference.fusion`` prints the weights of the served models (README.md,
 section "Video", has the table). For the models of 2026-11-26: the interim face model
 (face_cnn interim-smoke, test accuracy 0.136, "angry" for every face) has J = 0 for every class,
-so the voice decides wherever there is speech; the voice model (voice_mlp, test accuracy 0.34)
-has J angry 0.46, fear 0.39, neutral 0.34, disgust 0.26, surprise 0.15, happy 0.07, sad 0.00.
+so the voice decides wherever there is speech; the voice model (voice_cnn, test accuracy 0.54)
+has J neutral 0.73, disgust 0.73, angry 0.67, surprise 0.49, fear 0.33, happy 0.21, sad 0.11.
 """
 
 from __future__ import annotations
