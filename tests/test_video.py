@@ -322,6 +322,20 @@ def test_limits_are_enforced_while_decoding(silent):
         video.analyze_video(b"")
 
 
+def test_a_recording_without_duration_reports_progress_and_keeps_the_limit():
+    """Browsers' MediaRecorder WebM states no duration: progress comes from the byte position
+    and the length limit is enforced while decoding."""
+    clip = make_video(seconds=2.0, fps=10, container="webm", live=True, speech=None)
+    assert av.open(io.BytesIO(clip)).duration is None
+    seen: list[float] = []
+    result = video.analyze_video(clip, sample_fps=4.0, progress=seen.append)
+    assert len(result["timeline"]) == 8
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(0.95)
+    assert len(set(seen)) >= 5  # it moved while the frames were decoded
+    with pytest.raises(InvalidMedia, match="longer than the limit"):
+        video.analyze_video(clip, max_seconds=1.0)
+
+
 @pytest.mark.parametrize(
     "name", ["cut in half", "pictures garbled", "header then noise"]
 )

@@ -64,14 +64,16 @@ def make_video(
     container: str = "mp4",
     faststart: bool = False,
     rotation: int = 0,
+    live: bool = False,
 ) -> bytes:
     """A real video (panning over the photo, ``size`` as shown) with an optional real speech
     sound track. ``rotation``: stored sideways with a display rotation, as phones do;
-    ``faststart``: the MP4 index before the data, as web-optimised files have it."""
+    ``faststart``: the MP4 index before the data, as web-optimised files have it; ``live``: a
+    WebM without duration or index, as browsers' MediaRecorder writes it."""
     args = (seconds, fps, size, speech, container, rotation)
     if not faststart:
         buf = io.BytesIO()
-        _write(buf, {}, *args)
+        _write(buf, {"live": "1"} if live else {}, *args)
         return buf.getvalue()
     # faststart moves the index to the front in a second pass, which needs a real file.
     with tempfile.TemporaryDirectory() as folder:

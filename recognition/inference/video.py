@@ -177,16 +177,22 @@ def _video_stream(container: Any) -> Any:
     raise InvalidMedia("The file holds no video track.")
 
 
-def _frames(container: Any, stream: Any, notes: list[str]) -> Iterator[Any]:
-    """Decoded frames; damaged packets are skipped, a damaged rest of the file ends the video
-    (with a note) once something decoded, like a browser plays a cut-off recording."""
+def _frames(
+    container: Any, stream: Any, notes: list[str]
+) -> Iterator[tuple[Any, int | None]]:
+    """(decoded frame, byte offset of its packet); damaged packets are skipped, a damaged rest
+    of the file ends the video (with a note) once something decoded, like a browser plays a
+    cut-off recording."""
     import av
 
     errors = 0
     try:
         for packet in container.demux(stream):
+            position = (
+                packet.pos if packet.pos is not None and packet.pos >= 0 else None
+            )
             try:
-                frames = packet.decode()
+                frames = [(frame, position) for frame in packet.decode()]
             except av.InvalidDataError:
                 errors += 1
                 if errors > MAX_DECODE_ERRORS:
@@ -251,6 +257,7 @@ def decode_samples(
     """
     started = time.perf_counter()
     notes: list[str] = []
+    size = max(1, len(data))
     container = _open(data)
     with container:
         stream = _video_stream(container)
@@ -278,7 +285,7 @@ def decode_samples(
         last_t = 0.0
         next_slot = 0
         width = height = 0
-        for index, frame in enumerate(_frames(container, stream, notes)):
+        for index, (frame, position) in enumerate(_frames(container, stream, notes)):
             raw = frame.time
             if raw is None:
                 raw = index / rate
@@ -307,6 +314,10 @@ def decode_samples(
                 samples.append(sample)
             if progress is not None and stated:
                 progress(min(1.0, t / stated))
+            elif (
+                progress is not None and position is not None
+            ):  # no duration (live WebM)
+                progress(min(1.0, position / size))
         if first is None:
             raise InvalidMedia("The video could not be decoded; it may be damaged.")
         if stated and last_t < stated - SHORT_BY_SECONDS and not notes:
