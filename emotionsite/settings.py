@@ -166,6 +166,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
+# Queue the site sends to and workers read by default (separate deployments sharing a Redis).
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
+# Celery beat (`celery -A emotionsite beat`, or `worker -B` for a single worker) re-sends
+# analyses whose message a Redis restart or outage lost (services.requeue_lost).
+REQUEUE_QUEUED_AFTER = env.float("REQUEUE_QUEUED_AFTER", default=120.0)
+CELERY_BEAT_SCHEDULE = {
+    "requeue-lost-analyses": {
+        "task": "recognition.tasks.requeue_lost",
+        "schedule": env.float("REQUEUE_LOST_INTERVAL", default=60.0),
+    }
+}
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -117,6 +117,79 @@ def enqueue_analysis(analysis_id: int) -> None:
         tasks.analyse.delay(analysis_id)
     except Exception:
         logger.exception("could not enqueue analysis %s; it stays queued", analysis_id)
+        return  # no sent-mark: requeue_lost() sends it once the broker is back
+    _mark_sent(analysis_id)
+
+
+# A cache entry per enqueued analysis. The cache is the same Redis as the broker, so a Redis
+# restart that loses the queued messages loses these marks too; an enqueue that failed never
+# set one. requeue_lost() re-sends queued analyses without a mark.
+SENT_MARK = "analysis-sent-{}"
+SENT_MARK_SECONDS = 24 * 3600
+
+
+def _mark_sent(analysis_id: int) -> None:
+    from django.core.cache import cache
+
+    try:
+        cache.set(SENT_MARK.format(analysis_id), 1, SENT_MARK_SECONDS)
+    except Exception:  # a cache outage only means a possible (harmless) second send
+        logger.warning("could not mark analysis %s as sent", analysis_id, exc_info=True)
+
+
+def requeue_lost(*, queued_after: float | None = None) -> list[int]:
+    """Send again the analyses whose broker message was lost, so none stays stuck (run by Celery
+    beat every REQUEUE_LOST_INTERVAL seconds); returns their ids. Re-sending is safe because
+    ``run_analysis`` is idempotent.
+
+    - queued for over ``queued_after`` s (REQUEUE_QUEUED_AFTER) with no sent-mark: the enqueue
+      failed during a broker outage, or Redis restarted and dropped the queue;
+    - running since before the task's hard time limit: its worker died and its message is gone
+      (else the broker would have handed it out again); after 3 attempts it is marked failed.
+    """
+    from datetime import timedelta
+
+    from django.core.cache import cache
+    from django.db.models import Q
+
+    now = timezone.now()
+    queued_after = (
+        settings.REQUEUE_QUEUED_AFTER if queued_after is None else queued_after
+    )
+    dead_after = float(settings.CELERY_TASK_TIME_LIMIT) + 60
+    stale = list(
+        Analysis.objects.filter(
+            Q(
+                status=Analysis.Status.QUEUED,
+                created__lt=now - timedelta(seconds=queued_after),
+            )
+            | Q(
+                status=Analysis.Status.RUNNING,
+                started__lt=now - timedelta(seconds=dead_after),
+            )
+        )
+        .exclude(kind=Analysis.Kind.LIVE)
+        .values_list("pk", "status", "attempts")[:500]
+    )
+    marks = cache.get_many(
+        [SENT_MARK.format(pk) for pk, status, _ in stale if status == "queued"]
+    )
+    resent = []
+    for pk, status, attempts in stale:
+        if status == Analysis.Status.QUEUED and SENT_MARK.format(pk) in marks:
+            continue  # still waiting in the broker's queue
+        if status == Analysis.Status.RUNNING:
+            if attempts >= 3:
+                mark_failed(
+                    analysis_id=pk,
+                    message="The analysis was interrupted several times and was stopped.",
+                )
+                continue
+            _set_status(pk, status=Analysis.Status.QUEUED, progress=0)
+        logger.warning("re-sending analysis %s (%s, its message was lost)", pk, status)
+        enqueue_analysis(pk)
+        resent.append(pk)
+    return resent
 
 
 def create_analysis(

@@ -53,3 +53,10 @@ def analyse(self, analysis_id: int) -> str | None:
             except TRANSIENT:
                 logger.exception("could not record failure of analysis %s", analysis_id)
         raise
+
+
+@shared_task(ignore_result=True)
+def requeue_lost() -> int:
+    """Periodic (Celery beat, settings.CELERY_BEAT_SCHEDULE): re-send analyses whose broker
+    message was lost, so no upload stays queued forever after a Redis restart or outage."""
+    return len(services.requeue_lost())
