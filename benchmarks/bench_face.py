@@ -7,7 +7,7 @@ this machine):
 
 1. classification of 48x48 faces at batch 1, 4 and 16: ``model.predict`` (the classic call),
    ``model(x)`` eager (what ``registry.LoadedModel.predict`` does), a ``tf.function`` graph,
-   TFLite (``tf.lite.Interpreter``) when the conversion works;
+   TFLite (``tf.lite.Interpreter``) when the conversion works, ONNX Runtime when installed;
 2. detection + classification of a 640x480 photo with four faces cut from
    tests/media/12_angry_men.jpg (laid out 2x2): the served pipeline (``faces.analyze_image``, all faces in one
    batch) against the classic pipeline (the same YuNet detection, then ``model.predict`` per face;
@@ -17,6 +17,8 @@ this machine):
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import statistics
 import sys
@@ -78,7 +80,10 @@ def tflite_runner(keras_model) -> tuple[Callable[[np.ndarray], np.ndarray] | Non
     import tensorflow as tf
 
     try:
-        blob = tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
+        with contextlib.redirect_stdout(
+            io.StringIO()
+        ):  # the converter prints the SavedModel
+            blob = tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
     except Exception as exc:  # noqa: BLE001 - report any conversion failure and go on
         return None, f"conversion failed: {type(exc).__name__}: {exc}"
     try:  # LiteRT is the maintained interpreter; tf.lite.Interpreter is deprecated
@@ -108,6 +113,31 @@ def tflite_runner(keras_model) -> tuple[Callable[[np.ndarray], np.ndarray] | Non
     return run, f"{len(blob) / 1e6:.2f} MB"
 
 
+def onnx_runner(keras_model) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
+    """ONNX Runtime through Keras' ONNX export (needs tf2onnx, onnx, onnxruntime; not in
+    requirements.txt: install them into a throwaway --target folder and put it on PYTHONPATH)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None, "onnxruntime not installed"
+    path = Path(tempfile.mkdtemp()) / "face.onnx"
+    try:
+        keras_model.predict_on_batch(
+            np.zeros((1, 48, 48, 1), np.float32)
+        )  # export needs a built graph
+        with contextlib.redirect_stdout(io.StringIO()):
+            keras_model.export(str(path), format="onnx", verbose=False)
+    except Exception as exc:  # noqa: BLE001 - report any conversion failure and go on
+        return None, f"export failed: {type(exc).__name__}: {exc}"
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    session = ort.InferenceSession(
+        str(path), options, providers=["CPUExecutionProvider"]
+    )
+    name = session.get_inputs()[0].name
+    return (lambda x: session.run(None, {name: x})[0]), f"onnxruntime {ort.__version__}"
+
+
 def classification_table(loaded: registry.LoadedModel, repeats: int) -> list[str]:
     import tensorflow as tf
 
@@ -116,6 +146,7 @@ def classification_table(loaded: registry.LoadedModel, repeats: int) -> list[str
     faces_u8 = rng.integers(0, 256, size=(16, 48, 48), dtype=np.uint8)
     graph = tf.function(lambda x: km(x, training=False), reduce_retracing=True)
     tflite, tflite_note = tflite_runner(km)
+    onnx, onnx_note = onnx_runner(km)
     methods: list[tuple[str, Callable[[np.ndarray], object] | None]] = [
         ("model.predict (baseline)", lambda x: km.predict(x, verbose=0)),
         ("model(x) eager", lambda x: np.asarray(km(x, training=False))),
@@ -123,11 +154,13 @@ def classification_table(loaded: registry.LoadedModel, repeats: int) -> list[str
         ("registry LoadedModel.predict (served)", loaded.predict),
         ("tf.function graph", lambda x: graph(tf.constant(x)).numpy()),
         (f"TFLite ({tflite_note})", tflite),
+        (f"ONNX Runtime ({onnx_note})", onnx),
     ]
     reference = np.asarray(km(faces_to_input(faces_u8[:4]), training=False))
-    if tflite is not None:
-        drift = float(np.abs(tflite(faces_to_input(faces_u8[:4])) - reference).max())
-        methods[-1] = (f"TFLite ({tflite_note}, max |diff| {drift:.1e})", tflite)
+    for i, (name, fn) in enumerate(methods):
+        if fn is not None and name.startswith(("TFLite", "ONNX")):
+            drift = float(np.abs(fn(faces_to_input(faces_u8[:4])) - reference).max())
+            methods[i] = (f"{name[:-1]}, max |diff| {drift:.1e})", fn)
     lines = [
         "| classification | batch 1: ms/face | batch 4: ms/face | batch 16: ms/face | speed-up vs predict (batch 1) |",
         "|---|---|---|---|---|",
