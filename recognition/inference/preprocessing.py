@@ -6,9 +6,10 @@ import cv2
 import numpy as np
 
 FACE_SIZE = 48
-# Margin added around a detector box before cropping, as a fraction of the box size. FER2013
-# crops are loose (forehead to chin, some background), so a detector's tight box is widened.
-FACE_MARGIN = 0.15
+# Margin added around a detector box before cropping, as a fraction of the box size. Measured:
+# on 483 FER2013 test images YuNet's box is 0.99 of the image height, i.e. FER's framing is the
+# YuNet box itself; a wider crop made served faces ~23% smaller than the training faces.
+FACE_MARGIN = 0.0
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
