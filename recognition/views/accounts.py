@@ -1,5 +1,6 @@
-"""Accounts: sign-up and a friendlier log-out. Log-in, password change and reset are Django's
-own auth views (wired in recognition/urls_accounts.py, templates in templates/registration/)."""
+"""Accounts: sign-up, a friendlier log-out and a rate-limited log-in. Password change and reset
+are Django's own auth views (wired in recognition/urls_accounts.py, templates in
+templates/registration/)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.forms import UserCreationForm
-from django.contrib.auth.views import LogoutView
+from django.contrib.auth.views import LoginView, LogoutView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
+
+from ..ratelimit import FailureLimiter
 
 
 class SignupForm(UserCreationForm):
@@ -70,4 +73,44 @@ class SiteLogoutView(LogoutView):
         response = super().post(request, *args, **kwargs)
         if was_signed_in:
             messages.info(request, "You have been logged out.")
+        return response
+
+
+login_failures = FailureLimiter("login-fail", window=settings.LOGIN_FAILURE_WINDOW)
+TOO_MANY_LOGINS = (
+    "Too many failed log-in attempts. Please wait a few minutes before trying again, or reset "
+    "your password."
+)
+
+
+class RateLimitedLoginView(LoginView):
+    """Django's log-in, with failed attempts limited per client address and per (address,
+    username) within LOGIN_FAILURE_WINDOW seconds: password guessing gets a 429, not more tries.
+    (The API's token endpoint has its own throttle.)"""
+
+    redirect_authenticated_user = True
+
+    def _keys(self) -> dict[str, str]:
+        ip = self.request.META.get("REMOTE_ADDR", "")
+        username = str(self.request.POST.get("username", ""))[:150].strip().lower()
+        return {"ip": ip, "user": f"{ip}|{username}"}
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        keys = self._keys()
+        limits = {
+            "ip": settings.LOGIN_FAILURES_PER_IP,
+            "user": settings.LOGIN_FAILURES_PER_USERNAME,
+        }
+        if login_failures.blocked(keys, limits):
+            messages.error(request, TOO_MANY_LOGINS)
+            response = self.render_to_response(
+                self.get_context_data(form=self.form_class(request))
+            )
+            response.status_code = 429
+            return response
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == 200:  # the form came back with an error: a failure
+            login_failures.fail(keys)
+        else:
+            login_failures.clear("user", keys["user"])
         return response
