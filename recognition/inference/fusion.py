@@ -29,10 +29,10 @@ clip's fused emotion is the mean of the per-window fused distributions (every wi
 evidence counts the same) and its argmax; the confidence is that mean's largest probability.
 
 ``python -m recognition.inference.fusion`` prints the weights of the served models (README.md,
-section "Video", has the table). For the models of 2026-11-26: the interim face model
-(face_cnn interim-smoke, test accuracy 0.136, "angry" for every face) has J = 0 for every class,
-so the voice decides wherever there is speech; the voice model (voice_cnn, test accuracy 0.54)
-has J neutral 0.73, disgust 0.73, angry 0.67, surprise 0.49, fear 0.33, happy 0.21, sad 0.11.
+section "Video", has the table). For the models of 2026-11-26, face_cnn (test accuracy 0.44)
+and voice_cnn_long (0.625), J face / J voice: angry 0.05 / 0.75, disgust 0.00 / 0.80, fear
+0.01 / 0.47, happy 0.60 / 0.37, neutral 0.32 / 0.86, sad 0.23 / 0.22, surprise 0.51 / 0.57: the
+face leads for happy, sad and surprise are shared, the voice decides the rest.
 """
 
 from __future__ import annotations
