@@ -619,6 +619,8 @@ def card_markdown(card: dict) -> str:
     recall = "\n".join(f"| {k} | {v:.3f} |" if v is not None else f"| {k} | n/a |" for k, v in test["per_class_recall"].items())
     formats = m.get("formats")
     format_rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in formats.items() if k != "max_spread_points") if formats else ""
+    notes = "".join(f"\n- {note}" for note in card.get("notes", []))
+    notes_block = f"\n## Notes{notes}\n" if notes else ""
     format_block = (f"\n## Same clips, other formats (actors 17-20)\n| format | accuracy |\n|---|---|\n{format_rows}\n\n"
                     f"Largest spread: {formats['max_spread_points']} points.\n") if formats else ""
     feature = "mean MFCC(40) of the whole window" if card["input"]["features"] == "mfcc_mean" else "3 s of 64-band log-mel frames (25 ms / 10 ms)"
@@ -647,7 +649,7 @@ reported as no speech instead of guessed.
 
 ## Confusion matrix (actors 17-20, rows true, columns predicted)
 {markdown_confusion(test['confusion'], card['classes'])}
-{format_block}
+{format_block}{notes_block}
 ## Limits
 RAVDESS is 24 North-American actors reading two fixed sentences with acted emotion in a quiet
 studio: expect much lower accuracy on spontaneous speech, other languages, children, noisy rooms
