@@ -411,7 +411,7 @@ WS_MESSAGES = [
                 struct.pack("<f", float("nan")) * 8000, kind=live.KIND_PCM
             )
         },
-        "invalid",
+        "samples",
     ),
     (
         "pcm-too-long",
