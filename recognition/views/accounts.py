@@ -104,7 +104,12 @@ class RateLimitedLoginView(LoginView):
         if login_failures.blocked(keys, limits):
             messages.error(request, TOO_MANY_LOGINS)
             response = self.render_to_response(
-                self.get_context_data(form=self.form_class(request))
+                self.get_context_data(
+                    form=self.form_class(
+                        request,
+                        initial={"username": request.POST.get("username", "")[:150]},
+                    )
+                )
             )
             response.status_code = 429
             return response
