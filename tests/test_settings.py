@@ -300,9 +300,9 @@ def test_docker_compose_defines_the_production_stack():
     assert set(services) == {"web", "worker", "redis", "postgres"}
 
     web, worker = services["web"], services["worker"]
-    assert "daphne -b 0.0.0.0 -p 8000 emotionsite.asgi:application" in web["command"]
+    assert "daphne --proxy-headers -b 0.0.0.0 -p 8000 emotionsite.asgi:application" in web["command"]
     assert "migrate --noinput" in web["command"]
-    assert worker["command"] == "celery -A emotionsite worker -l info"
+    assert worker["command"] == "celery -A emotionsite worker -B -l info"
     assert services["redis"]["image"].startswith("redis:")
     assert services["postgres"]["image"].startswith("postgres:")
 
