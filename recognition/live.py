@@ -305,7 +305,7 @@ def decode_pcm(payload: bytes, limits: LiveLimits) -> np.ndarray:
     # Web Audio gives [-1, 1] (a little beyond after processing); anything else (NaN, huge values:
     # an image or a file sent as kind 2) is the wrong kind of data, not loud audio.
     if not np.isfinite(samples).all() or float(np.abs(samples).max()) > PCM_MAX_ABS:
-        raise InvalidMedia("The audio chunk is not float32 PCM samples in [-1, 1].")
+        raise InvalidMedia("Invalid audio chunk: expected float32 PCM samples in [-1, 1].")
     return np.clip(samples, -1.0, 1.0)
 
 

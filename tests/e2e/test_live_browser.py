@@ -31,7 +31,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOT = ROOT / "docs" / "screenshots" / "live.png"
+SCREENSHOT = ROOT / os.environ.get("SCREENSHOT_DIR", "test-artifacts/screenshots") / "live.png"
 VOICE_LABELS = {
     "neutral",
     "calm",

@@ -1,7 +1,7 @@
 """A video in real headless Chromium against the real site (daphne, eager tasks): upload a
 talking video made from the test photo and a speech clip, open its result, check the player
 shows boxes at the current time and that clicking the timeline seeks the video; saves
-docs/screenshots/result-video.png."""
+test-artifacts/screenshots/result-video.png (or SCREENSHOT_DIR)."""
 
 from __future__ import annotations
 
