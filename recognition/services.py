@@ -413,6 +413,21 @@ def mark_failed(*, analysis_id: int, message: str) -> Analysis | None:
     )
 
 
+def _soft_limit_in_chain(exc: BaseException) -> BaseException | None:
+    """The SoftTimeLimitExceeded behind ``exc`` (its cause/context chain), if any: libraries that
+    re-raise errors as their own types (image decoders, TensorFlow) must not hide a time limit."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SoftTimeLimitExceeded):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def run_analysis(*, analysis_id: int) -> Analysis:
     """Analyse one stored upload; idempotent (a done analysis is returned as is, a rerun
     replaces any earlier attempt). Input errors end as ``failed`` with a readable message;
@@ -450,6 +465,9 @@ def run_analysis(*, analysis_id: int) -> Analysis:
     try:
         outcome = analyser(running)
     except InvalidMedia as exc:
+        limit = _soft_limit_in_chain(exc)
+        if limit is not None:
+            raise limit from exc
         return (
             mark_failed(
                 analysis_id=analysis_id,
@@ -475,7 +493,10 @@ def run_analysis(*, analysis_id: int) -> Analysis:
             )
             or running
         )
-    except Exception:
+    except Exception as exc:
+        limit = _soft_limit_in_chain(exc)
+        if limit is not None:
+            raise limit from exc  # the time limit fired inside code that wrapped it: still a time limit
         logger.exception("analysis %s crashed", analysis_id)
         return (
             mark_failed(
