@@ -134,3 +134,33 @@ def test_tiny_training_run_writes_model_and_card_and_resumes(tmp_path, tiny_fer_
     x, _ = datasets.load_face_arrays(test_npz)
     p = loaded.predict(faces_to_input(x))
     assert p.shape == (21, 7) and np.allclose(p.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_warm_start_from_a_served_model_records_it_in_the_card(tmp_path, tiny_fer_npz):
+    from training import train_face_cnn
+
+    train_npz, test_npz = tiny_fer_npz
+    out, runs = tmp_path / "models", tmp_path / "runs"
+    common = ["--data", str(train_npz), "--test", str(test_npz), "--limit", "64", "--batch-size", "32"]
+    common += ["--out", str(out), "--runs", str(runs), "--threads", "1"]
+    train_face_cnn.main([*common, "--width", "0.125", "--epochs", "1", "--name", "first"])
+    first = json.loads((out / "first.json").read_text())
+
+    train_face_cnn.main([*common, "--width", "0.125", "--epochs", "1", "--lr", "0", "--name", "second", "--init-weights", str(out / "first.keras")])
+    card = json.loads((out / "second.json").read_text())
+    warm = card["warm_start"]
+    assert warm["sha256"] == first["sha256"] and warm["epochs"] == 1 and warm["version"] == first["version"]
+    assert "--init-weights" in card["training"]["command"]
+    assert "warm-started from `first.keras`" in (out / "second.md").read_text()
+    assert (runs / "second" / "init.keras").exists()
+    # learning rate 0: the convolution kernels are still exactly the ones it started from
+    import keras
+
+    kernels = [keras.models.load_model(out / f"{n}.keras").layers[1].get_weights()[0] for n in ("first", "second")]
+    assert np.array_equal(*kernels)
+
+    # a different width cannot take those weights: a clear error, not a half-trained model
+    with pytest.raises(SystemExit, match="do not match"):
+        train_face_cnn.main([*common, "--width", "0.25", "--epochs", "1", "--name", "third", "--init-weights", str(out / "first.keras")])
+    assert not (out / "third.keras").exists()

@@ -210,7 +210,12 @@ def add_arguments(parser: argparse.ArgumentParser, *, name: str, width: float, e
     parser.add_argument("--val-fraction", type=float, default=0.1, help="validation carved from --data, stratified")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training samples (smoke tests)")
     parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--threads", type=int, default=None, help="TensorFlow CPU threads (e.g. 1 each for two runs side by side on 2 cores)")
     parser.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    parser.add_argument(
+        "--init-weights", type=Path, default=None,
+        help="warm start: begin from this .keras model's weights (same architecture and width) with a fresh optimizer and schedule",
+    )
     parser.add_argument("--version", default=None, help="version written into the card (default: date)")
 
 
@@ -228,6 +233,11 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
         with open(log_path, "a") as fh:
             fh.write(line + "\n")
 
+    if getattr(args, "threads", None) and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(args.seed)
     x_all, y_all = datasets.load_face_arrays(args.data)
     if args.limit:
@@ -246,11 +256,16 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
     else:
         state = {"epoch": 0, "elapsed_s": 0.0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": [], "total_epochs": args.epochs}
         model = build(n_classes, args.width)
+        if args.init_weights:
+            warm_start = load_warm_start(args.init_weights, model, run_dir)
+            state["warm_start"] = warm_start
+            log(f"warm start from {args.init_weights} ({warm_start.get('epochs', '?')} epochs, sha256 {warm_start['sha256'][:12]})")
         model.compile(
             optimizer=keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=args.weight_decay),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
             metrics=["accuracy"],
         )
+    state.setdefault("commands", []).append(command_line(args, arch))
     log(f"parameters: {model.count_params():,}")
     schedule = BudgetSchedule(args.lr, args.epochs, args.budget_minutes * 60 if args.budget_minutes else None)
     # A resumed run goes on to --epochs, or to what fits in --budget-minutes (which counts the
@@ -279,6 +294,51 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
         (run_dir / "state.json").write_text(json.dumps(state, indent=1))
     classifier = keras.models.load_model(run_dir / "best.keras") if (run_dir / "best.keras").exists() else model
     return finish(args, classifier, arch, state, x_val, y_val, started, log, extra_card or {})
+
+
+def load_warm_start(path: Path, model, run_dir: Path) -> dict:
+    """Copy ``path`` (and its JSON card, if any) into the run folder and load its weights into
+    ``model``. Returns what the card records about the earlier training."""
+    import shutil
+
+    from recognition.inference.registry import sha256_file
+
+    path = Path(path)
+    if not path.exists():
+        raise SystemExit(f"--init-weights {path} does not exist")
+    copy = run_dir / "init.keras"
+    if path.resolve() != copy.resolve():
+        shutil.copyfile(path, copy)
+    source = _keras().models.load_model(copy, compile=False)
+    if [w.shape for w in source.get_weights()] != [w.shape for w in model.get_weights()]:
+        raise SystemExit(f"--init-weights {path}: its layers do not match this architecture and --width")
+    model.set_weights(source.get_weights())
+    info = {"file": str(path), "sha256": sha256_file(copy)}
+    card_path = path.with_suffix(".json")
+    if card_path.exists():
+        earlier = json.loads(card_path.read_text())
+        training = earlier.get("training", {})
+        info |= {
+            "version": earlier.get("version"),
+            "epochs": training.get("epochs"),
+            "train_seconds": training.get("train_seconds"),
+            "device": training.get("device"),
+            "command": training.get("command"),
+            "test_accuracy": earlier.get("metrics", {}).get("test", {}).get("accuracy"),
+        }
+    return info
+
+
+def command_line(args, arch: str) -> str:
+    """The command as typed (``args.argv`` when main() recorded it), for the model card."""
+    import shlex
+
+    module = "training.train_face_vgg" if arch.startswith("vgg") else "training.train_face_cnn"
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        argv = ["--width", str(args.width), "--epochs", str(args.epochs), "--seed", str(args.seed)]
+        argv += ["--budget-minutes", str(args.budget_minutes)] if args.budget_minutes else []
+    return f"python -m {module} {shlex.join(argv)}".strip()
 
 
 def predict_in_batches(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
@@ -333,7 +393,7 @@ def finish(args, classifier, arch, state, x_val, y_val, started, log, extra_card
         },
         "metrics": {"test": test_metrics, "test_uncalibrated_ece": test_uncal["ece"], "validation_accuracy": val_metrics["accuracy"], "validation_ece": val_metrics["ece"]},
         "training": {
-            "command": "python -m training." + ("train_face_vgg" if arch.startswith("vgg") else "train_face_cnn") + f" --width {args.width} --epochs {args.epochs}" + (f" --budget-minutes {args.budget_minutes}" if args.budget_minutes else "") + f" --seed {args.seed}",
+            "command": ", then ".join(state.get("commands") or [command_line(args, arch)]),
             "backend": keras.backend.backend(),
             "device": device,
             "epochs": state["epoch"],
@@ -348,11 +408,20 @@ def finish(args, classifier, arch, state, x_val, y_val, started, log, extra_card
         "date": today,
         "sha256": sha256_file(model_path),
         "size_bytes": model_path.stat().st_size,
+        **({"warm_start": state["warm_start"]} if state.get("warm_start") else {}),
         **extra_card,
     }
     write_card(card, out, markdown=card_markdown(card))
     log(f"{args.name}: test accuracy {test_metrics['accuracy']:.4f}, ECE {test_metrics['ece']:.4f} (T={temperature:.3f}), saved {model_path}")
     return card
+
+
+def _warm_start_text(card: dict) -> str:
+    warm = card.get("warm_start")
+    if not warm:
+        return ""
+    earlier = f"version {warm.get('version')}, {warm.get('epochs')} epochs, {warm.get('train_seconds') or 0:.0f} s on {warm.get('device')}"
+    return f"; warm-started from `{Path(warm['file']).name}` ({earlier}; sha256 `{warm['sha256'][:16]}...`; command `{warm.get('command')}`)"
 
 
 def card_markdown(card: dict) -> str:
@@ -368,7 +437,7 @@ Facial-expression classifier: one 48x48 grey face crop -> probabilities over {',
 - **Expected calibration error** (15 bins, after temperature T={card['temperature']}): {test['ece']:.4f} (before: {card['metrics']['test_uncalibrated_ece']:.4f})
 - **Validation accuracy** (from train/): {card['metrics']['validation_accuracy']:.4f}
 - **Parameters**: {card['parameters']:,}; file `{card['file']}` ({card['size_bytes'] / 1e6:.1f} MB)
-- **Training**: `{t['command']}`; {t['epochs']} epochs (best {t['best_epoch']}), {t['train_seconds']:.0f} s on {t['device']} ({t['backend']} backend)
+- **Training**: `{t['command']}`; {t['epochs']} epochs (best {t['best_epoch']}), {t['train_seconds']:.0f} s on {t['device']} ({t['backend']} backend){_warm_start_text(card)}
 - **Date**: {card['date']}
 - **sha256**: `{card['sha256']}`
 

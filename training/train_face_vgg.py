@@ -5,6 +5,7 @@ ImageNet weights cannot be downloaded here: pass ``--imagenet-weights PATH`` (a 
 VGG-style network is trained from scratch at 48x48.
 """
 import argparse
+import sys
 from pathlib import Path
 
 from training.face import add_arguments, build_vgg, build_vgg_imagenet, train
@@ -15,6 +16,7 @@ def main(argv=None) -> None:
     add_arguments(parser, name="face_vgg", width=0.5, epochs=80, lr=1e-3)
     parser.add_argument("--imagenet-weights", type=Path, default=None, help="local VGG16 no-top ImageNet weights (.h5)")
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.imagenet_weights:
         if not args.imagenet_weights.exists():
             parser.error(f"--imagenet-weights {args.imagenet_weights} does not exist")
