@@ -23,8 +23,9 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
+
+from benchmarks._common import percentile, timed
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -65,20 +66,6 @@ def empty_redis_db(base: str) -> str:
         if redis.Redis.from_url(f"{base}/{db}").dbsize() == 0:
             return f"{base}/{db}"
     raise SystemExit("no empty Redis database among 8-14")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def timed(fn: Callable[[], object], repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return times
 
 
 def in_process_baseline(data: dict[str, bytes], repeats: int) -> dict[str, list[float]]:

@@ -20,10 +20,8 @@ import argparse
 import contextlib
 import io
 import os
-import statistics
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +31,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from benchmarks._common import median_ms
 from recognition.inference import faces, registry
 from recognition.inference.preprocessing import crop_face, faces_to_input, to_gray
 
@@ -62,17 +61,6 @@ def photo_640x480() -> np.ndarray:
             crop, (180, 180), interpolation=cv2.INTER_AREA
         )
     return canvas
-
-
-def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def tflite_runner(keras_model) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:

@@ -28,10 +28,8 @@ import io
 import json
 import os
 import shutil
-import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +39,9 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests import livesite
+
 MEDIA = REPO / "tests" / "media"
 HEADER = struct.Struct(">BI")
 # (x, y, w, h) windows of the source photos, 4:3, scaled to 640x480.
@@ -81,46 +82,22 @@ def med(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-# --- the site under daphne -----------------------------------------------------------------
+# --- the site under daphne (tests/livesite.py, shared with the browser tests) ----------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Site(livesite.Site):
+    """The production-like settings (DEBUG off) in a temporary folder, removed on stop."""
 
-
-class Site:
     def __init__(self, env_overrides: dict[str, str]) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="bench-live-"))
-        self.port = free_port()
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("DATABASE_URL", "REDIS_URL")
-        }
-        self.env.update(
-            DATA_DIR=str(self.dir), DEBUG="false", HTTPS="false", LOG_LEVEL="WARNING"
+        super().__init__(
+            Path(tempfile.mkdtemp(prefix="bench-live-")),
+            DEBUG="false",
+            HTTPS="false",
+            LOG_LEVEL="WARNING",
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            SECRET_KEY="bench-live-" + "x" * 40,
+            **env_overrides,
         )
-        self.env.update(
-            {
-                "ALLOWED_HOSTS": "127.0.0.1,localhost",
-                "SECRET_KEY": "bench-live-" + "x" * 40,
-            }
-        )
-        self.env.update(env_overrides)
-        self.process: subprocess.Popen | None = None
-
-    def manage(self, *args: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=REPO,
-            env=self.env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return out.stdout
 
     def session_cookie(self) -> str:
         code = (
@@ -129,41 +106,10 @@ class Site:
             "c = Client(); c.force_login(u); print('SESSION=' + c.cookies['sessionid'].value)"
         )
         out = self.manage("shell", "-c", code)
-        return next(line for line in out.splitlines() if line.startswith("SESSION="))[
-            8:
-        ]
-
-    def start(self) -> None:
-        self.log = (self.dir / "daphne.log").open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "emotionsite.asgi:application",
-            ],
-            cwd=REPO,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("daphne did not start")
+        return next(line for line in out.splitlines() if line.startswith("SESSION="))[8:]
 
     def stop(self) -> None:
-        if self.process:
-            self.process.terminate()
-            self.process.wait(20)
+        super().stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

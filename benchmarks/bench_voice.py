@@ -17,33 +17,20 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from benchmarks._common import median_ms
 from recognition.inference import audio, registry, voice
 from training.voice import encode
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "tests" / "media" / "speech" / "03-01-05-02-01-01-18.flac"
-
-
-def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def three_seconds() -> tuple[bytes, np.ndarray]:

@@ -9,28 +9,13 @@ Chromium (/usr/bin/chromium); playwright never downloads a browser here.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from PIL import Image
 from playwright.sync_api import sync_playwright
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _shrink(path: Path) -> None:
-    """Palette PNGs are a fraction of the size and look the same for flat UI colours."""
-    with Image.open(path) as image:
-        image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(
-            path, optimize=True
-        )
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.livesite import CHROMIUM_FLAGS, shrink_png
 
 
 def main() -> None:
@@ -44,14 +29,14 @@ def main() -> None:
     shots = {"home.png": (1280, 860), "home-phone.png": (390, 844)}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=args.chromium, args=CHROMIUM_ARGS
+            executable_path=args.chromium, args=list(CHROMIUM_FLAGS)
         )
         for name, (width, height) in shots.items():
             page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(args.url + "/", wait_until="networkidle")
             page.screenshot(path=args.out / name)
             page.close()
-            _shrink(args.out / name)
+            shrink_png(args.out / name)
             print(args.out / name)
         browser.close()
 

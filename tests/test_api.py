@@ -419,6 +419,11 @@ def test_export_csv_and_json_hold_only_the_owners_rows(
         json.loads(rows[0]["result"]) == {}
     )  # structured columns are JSON, not Python reprs
 
+    # the same spreadsheet-formula guard as the history page's download
+    Analysis.objects.filter(pk=alice_photo.pk).update(original_name="=HYPERLINK(\"http://x\")")
+    rows = list(csv.DictReader(io.StringIO(alice_api.get(f"{API}/export.csv").content.decode())))
+    assert rows[0]["original_name"] == "'=HYPERLINK(\"http://x\")"
+
     response = alice_api.get(f"{API}/export.json")
     assert (
         response.status_code == 200 and response["Content-Type"] == "application/json"

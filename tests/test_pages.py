@@ -77,6 +77,8 @@ def test_each_image_format_is_analysed_and_shown(alice_client, upload, face_phot
     assert page.count('class="face-box"') == analysis.face_count
     assert f'badge emo-{analysis.emotion}">{analysis.emotion}' in page
     assert "Face 1" in page
+    assert page.count('<ul class="prob-list" aria-label="Probabilities for face ') == analysis.face_count
+    assert page.count('<div class="bar emo-') == 7 * analysis.face_count
     preview = alice_client.get(
         reverse("analysis-media", args=[analysis.pk]) + "?variant=preview"
     )
@@ -97,6 +99,7 @@ def test_each_audio_format_is_analysed_and_shown(
         reverse("analysis-detail", args=[analysis.pk])
     ).content.decode()
     assert "<audio" in page and 'class="timeline-strip"' in page
+    assert page.count('aria-label="Probabilities for the whole recording"') == (1 if analysis.result["speech"] else 0)
     assert f'badge badge-lg emo-{analysis.emotion}">{analysis.emotion}' in page
     original = alice_client.get(reverse("analysis-media", args=[analysis.pk]))
     assert original.status_code == 200
@@ -233,12 +236,7 @@ def test_another_user_gets_404_everywhere(
     assert json.loads(client.get(reverse("history-export-json")).content) == {
         "analyses": []
     }
-    assert (
-        "mine.jpg"
-        not in b"".join(
-            client.get(reverse("history-export-csv")).streaming_content
-        ).decode()
-    )
+    assert "mine.jpg" not in client.get(reverse("history-export-csv")).content.decode()
     assert Analysis.objects.filter(pk=analysis.pk).exists()
     assert len(stored_files(settings.MEDIA_ROOT)) == 3
 
@@ -355,9 +353,8 @@ def test_exports(alice_client, user):
     assert [r["original_name"] for r in data["analyses"]][1] == "voice.wav"
     response = alice_client.get(reverse("history-export-csv"))
     assert response["Content-Disposition"].startswith("attachment")
-    rows = list(
-        csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
-    )
+    assert response["Cache-Control"] == "private, no-store"
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert len(rows) == 2 and rows[1]["emotion"] == "calm"
     assert rows[0]["original_name"].startswith("'=")  # no spreadsheet formula injection
     assert json.loads(rows[0]["result"]) == {"faces": []}
@@ -473,6 +470,9 @@ def test_live_session_result_page(alice_client, user):
     assert "40 frames analysed, 30 with faces" in html
     assert html.count('class="timeline-seg') == 12
     assert 'badge badge-lg emo-happy">happy' in html
+    # the share of faces per emotion as bars (the shared probability list)
+    assert '<ul class="prob-list" aria-label="Share of faces per emotion">' in html
+    assert 'emo-happy"><span style="width: 75.0%"></span></div><span class="num">75%</span>' in html
 
 
 def test_unknown_kind_falls_back_to_the_headline(alice_client, user):

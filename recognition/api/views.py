@@ -6,8 +6,6 @@ site's session. Errors use one JSON shape (see ``exceptions.py``).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from typing import Any
@@ -27,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recognition import media, selectors, services
+from recognition import exports, media, selectors, services
 from recognition.inference import registry
 from recognition.models import Analysis
 
@@ -337,27 +335,7 @@ class ExportCsvView(ApiView):
         summary="Your analyses as CSV",
     )
     def get(self, request: Request) -> HttpResponse:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(
-            buffer, fieldnames=selectors.EXPORT_FIELDS, extrasaction="ignore"
-        )
-        writer.writeheader()
-        for row in selectors.export_rows(
-            request.user
-        ):  # structured columns as JSON text
-            writer.writerow(
-                {
-                    k: json.dumps(v) if isinstance(v, (dict, list)) else v
-                    for k, v in row.items()
-                }
-            )
-        response = HttpResponse(
-            buffer.getvalue(), content_type="text/csv; charset=utf-8"
-        )
-        response["Content-Disposition"] = (
-            'attachment; filename="emotionsite-analyses.csv"'
-        )
-        return response
+        return exports.export_response(request.user, "csv")
 
 
 class ExportJsonView(ApiView):
@@ -375,13 +353,7 @@ class ExportJsonView(ApiView):
         summary="Your analyses as JSON",
     )
     def get(self, request: Request) -> HttpResponse:
-        rows = selectors.export_rows(request.user)
-        body = json.dumps({"analyses": rows}, default=str, indent=1)
-        response = HttpResponse(body, content_type="application/json")
-        response["Content-Disposition"] = (
-            'attachment; filename="emotionsite-analyses.json"'
-        )
-        return response
+        return exports.export_response(request.user, "json")
 
 
 class StatsView(ApiView):

@@ -6,8 +6,6 @@ to the page's XHR (``Accept: application/json``) and redirect plain form posts.
 
 from __future__ import annotations
 
-import csv
-import json
 from typing import Any
 
 from django.conf import settings
@@ -23,18 +21,16 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     JsonResponse,
-    StreamingHttpResponse,
     UnreadablePostError,
 )
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import redirect, render
 from django.template.loader import select_template
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import media, selectors, services
+from .. import exports, media, selectors, services
 from ..forms import HistoryFilterForm, UploadForm
 from ..media import MediaRejected
 
@@ -381,44 +377,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return (
-            "'" + value
-        )  # no formula injection when the CSV is opened in a spreadsheet
-    return "" if value is None else value
-
-
 @login_required
 @require_GET
 def export(request: HttpRequest, fmt: str) -> HttpResponse:
     """Download one's own history as CSV or JSON."""
-    rows = selectors.export_rows(request.user)
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    if fmt == "json":
-        response = HttpResponse(
-            json.dumps({"analyses": rows}, indent=2),
-            content_type="application/json",
-        )
-    else:
-        writer = csv.writer(_Echo())
-        header = selectors.EXPORT_FIELDS
-        lines = [writer.writerow(header)] + [
-            writer.writerow([_csv_cell(row[k]) for k in header]) for row in rows
-        ]
-        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = (
-        f'attachment; filename="emotionsite-{stamp}.{fmt}"'
-    )
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return exports.export_response(request.user, fmt)
 
 
 @login_required

@@ -4,34 +4,19 @@ stop and find the session in history; a denied camera says so."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from ..conftest import MEDIA
+from ..livesite import CHROMIUM, SHOTS, Site, launch_chromium, shrink_png
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOT = ROOT / os.environ.get("SCREENSHOT_DIR", "test-artifacts/screenshots") / "live.png"
+SCREENSHOT = SHOTS / "live.png"
 VOICE_LABELS = {
     "neutral",
     "calm",
@@ -45,77 +30,6 @@ VOICE_LABELS = {
 USERNAME, PASSWORD = "livetester", "Live-test-password-9"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on port {port}")
-
-
-class Site:
-    """The site under daphne on SQLite in a temporary folder; restartable on the same port."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir / "daphne.log"
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")
-        }
-        self.env.update(DATA_DIR=str(data_dir), DEBUG="true", PYTHONUNBUFFERED="1")
-        self.process: subprocess.Popen | None = None
-
-    def manage(self, *args: str, **env: str) -> None:
-        subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env={**self.env, **env},
-            check=True,
-            capture_output=True,
-        )
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "emotionsite.asgi:application",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     if not shutil.which("ffmpeg") or not Path(CHROMIUM).exists():
@@ -125,13 +39,7 @@ def site(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("live-site")
     server = Site(data_dir)
     server.manage("migrate", "--noinput")
-    server.manage(
-        "createsuperuser",
-        "--noinput",
-        f"--username={USERNAME}",
-        "--email=live@example.com",
-        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
-    )
+    server.create_user(USERNAME, PASSWORD)
     server.start()
     yield server
     server.stop()
@@ -164,29 +72,12 @@ def camera_video(tmp_path_factory) -> Path:
     return path
 
 
-def launch(playwright, *extra: str):
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM, args=[*CHROMIUM_FLAGS, *extra]
-    )
-
-
 def sign_in(page, site: Site) -> None:
     page.goto(f"{site.url}/accounts/login/?next=/live/")
     page.fill("input[name=username]", USERNAME)
     page.fill("input[name=password]", PASSWORD)
     page.locator("form button[type=submit], form input[type=submit]").last.click()
     page.wait_for_url(re.compile(r".*/live/$"))
-
-
-def shrink_png(path: Path) -> None:
-    """256 colours without dithering: a third of the size, no visible loss for a page shot."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        small = image.convert("RGB").quantize(
-            colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
-        )
-    small.save(path, optimize=True)
 
 
 def live_data(page) -> dict:
@@ -197,7 +88,7 @@ def test_live_page_shows_faces_survives_a_restart_and_saves(site, camera_video):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = launch(
+        browser = launch_chromium(
             p,
             "--use-fake-device-for-media-stream",
             "--use-fake-ui-for-media-stream",
@@ -283,7 +174,7 @@ def test_a_denied_camera_is_explained(site):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = launch(p)  # no fake UI: the permission prompt is refused
+        browser = launch_chromium(p)  # no fake UI: the permission prompt is refused
         page = browser.new_page()
         sign_in(page, site)
         page.click("#live-start")

@@ -6,102 +6,28 @@ save screenshots of each page (to test-artifacts/screenshots/, or SCREENSHOT_DIR
 from __future__ import annotations
 
 import base64
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from ..conftest import MEDIA, SPEECH
+from ..livesite import SHOTS, Site, launch_chromium, shrink_png
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-# Screenshots go to test-artifacts/ (ignored); SCREENSHOT_DIR=docs/screenshots refreshes the docs.
-SHOTS = ROOT / os.environ.get("SCREENSHOT_DIR", "test-artifacts/screenshots")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 USERNAME, PASSWORD = "uploader", "Upload-test-password-9"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def site(tmp_path):
     """The site under daphne on SQLite in a temporary folder, tasks run in-process (eager)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")
-    }
-    env.update(DATA_DIR=str(tmp_path), DEBUG="true", PYTHONUNBUFFERED="1")
-
-    def manage(*args: str) -> None:
-        subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-
-    manage("migrate", "--noinput")
-    manage(
-        "shell",
-        "-c",
-        f"from django.contrib.auth.models import User; User.objects.create_user('{USERNAME}', password='{PASSWORD}')",
-    )
-    port = free_port()
-    log = (tmp_path / "daphne.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "emotionsite.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError((tmp_path / "daphne.log").read_text()) from None
-            time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
-    print((tmp_path / "daphne.log").read_text(errors="replace")[-3000:])
+    server = Site(tmp_path)
+    server.manage("migrate", "--noinput")
+    server.create_user(USERNAME, PASSWORD)
+    server.start()
+    yield server.url
+    server.stop()
+    print(server.log_tail())
 
 
 @pytest.fixture
@@ -109,9 +35,7 @@ def page():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS
-        )
+        browser = launch_chromium(p)
         context = browser.new_context(viewport={"width": 1280, "height": 860})
         page = context.new_page()
         page.set_default_timeout(30_000)
@@ -122,17 +46,6 @@ def page():
         )
         yield page
         browser.close()
-
-
-def shrink_png(path: Path) -> None:
-    """Keep a screenshot with a photo in it small for the repository (256-colour PNG)."""
-    from PIL import Image
-
-    with Image.open(path) as shot:
-        small = shot.convert("RGB").quantize(
-            colors=256, method=Image.Quantize.MEDIANCUT
-        )
-    small.save(path, optimize=True)
 
 
 def drop_file(page, selector: str, path: Path, mime: str) -> None:

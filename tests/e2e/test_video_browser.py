@@ -10,7 +10,8 @@ from PIL import Image
 
 from tests.video_media import make_video
 
-from .test_upload_browser import PASSWORD, SHOTS, USERNAME, page, site  # noqa: F401 - fixtures
+from ..livesite import SHOTS
+from .test_upload_browser import PASSWORD, USERNAME, page, site  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 
