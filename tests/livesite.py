@@ -68,7 +68,7 @@ class Site:
             for k, v in os.environ.items()
             if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")
         }
-        self.env.update(DATA_DIR=str(self.dir), DEBUG="true", PYTHONUNBUFFERED="1", **env)
+        self.env.update({"DATA_DIR": str(self.dir), "DEBUG": "true", "PYTHONUNBUFFERED": "1", **env})
         self.process: subprocess.Popen | None = None
 
     def manage(self, *args: str, **env: str) -> str:
