@@ -125,8 +125,10 @@ def test_tiny_training_run_writes_model_and_card_and_resumes(tmp_path, tiny_fer_
     assert "resumed at epoch 1" in log
     state = json.loads((runs / "face_cnn" / "state.json").read_text())
     assert [h["epoch"] for h in state["history"]] == [1, 2]
-    card = json.loads((out / "face_cnn.json").read_text())
-    assert card["training"]["epochs"] == 2
+    card_2 = json.loads((out / "face_cnn.json").read_text())
+    assert card_2["training"]["epochs"] == 2
+    # the model it replaced had today's version: the new one gets the next, never the same
+    assert card_2["version"] == card["version"] + ".2"
 
     # the written model serves through the registry like the shipped one
     registry.clear_cache()

@@ -236,8 +236,11 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
     if getattr(args, "threads", None) and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+        except RuntimeError:  # TensorFlow already ran in this process: its pools are fixed
+            pass
     keras.utils.set_random_seed(args.seed)
     x_all, y_all = datasets.load_face_arrays(args.data)
     if args.limit:
@@ -329,6 +332,19 @@ def load_warm_start(path: Path, model, run_dir: Path) -> dict:
     return info
 
 
+def next_version(card_path: Path, base: str) -> str:
+    """``base`` (the date), or ``base.N`` when the card being replaced already has that date, so
+    two models trained on one day never share a version (results record name and version)."""
+    try:
+        previous = str(json.loads(Path(card_path).read_text()).get("version", ""))
+    except (OSError, ValueError):
+        return base
+    if previous != base and not previous.startswith(base + "."):
+        return base
+    tail = previous[len(base) + 1 :]
+    return f"{base}.{int(tail) + 1 if tail.isdigit() else 2}"
+
+
 def command_line(args, arch: str) -> str:
     """The command as typed (``args.argv`` when main() recorded it), for the model card."""
     import shlex
@@ -379,7 +395,7 @@ def finish(args, classifier, arch, state, x_val, y_val, started, log, extra_card
     card = {
         "name": args.name,
         "task": "face",
-        "version": args.version or today.replace("-", "."),
+        "version": args.version or next_version(out / f"{args.name}.json", today.replace("-", ".")),
         "architecture": arch,
         "file": model_path.name,
         "classes": list(FACE_EMOTIONS),
