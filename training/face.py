@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ import numpy as np
 from recognition.inference.labels import FACE_EMOTIONS
 from recognition.inference.preprocessing import FACE_SIZE, faces_to_input
 from training import data as datasets
+from training.common import next_version, strip_optimizer
 from training.metrics import fit_temperature, markdown_confusion, summarise
 
 BASE_WIDTHS = (64, 128, 256, 512)
@@ -233,7 +233,7 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
         with open(log_path, "a") as fh:
             fh.write(line + "\n")
 
-    if getattr(args, "threads", None) and keras.backend.backend() == "tensorflow":
+    if args.threads and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         try:
@@ -300,8 +300,8 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
 
 
 def load_warm_start(path: Path, model, run_dir: Path) -> dict:
-    """Copy ``path`` (and its JSON card, if any) into the run folder and load its weights into
-    ``model``. Returns what the card records about the earlier training."""
+    """Copy ``path`` into the run folder and load its weights into ``model``. Returns its sha256
+    and what its JSON card (next to it, if any) records about the earlier training."""
     import shutil
 
     from recognition.inference.registry import sha256_file
@@ -332,46 +332,25 @@ def load_warm_start(path: Path, model, run_dir: Path) -> dict:
     return info
 
 
-def next_version(card_path: Path, base: str) -> str:
-    """``base`` (the date), or ``base.N`` when the card being replaced already has that date, so
-    two models trained on one day never share a version (results record name and version)."""
-    try:
-        previous = str(json.loads(Path(card_path).read_text()).get("version", ""))
-    except (OSError, ValueError):
-        return base
-    if previous != base and not previous.startswith(base + "."):
-        return base
-    tail = previous[len(base) + 1 :]
-    return f"{base}.{int(tail) + 1 if tail.isdigit() else 2}"
-
-
 def command_line(args, arch: str) -> str:
-    """The command as typed (``args.argv`` when main() recorded it), for the model card."""
+    """The command as typed (``args.argv``, recorded by each trainer's main()), for the model card."""
     import shlex
 
     module = "training.train_face_vgg" if arch.startswith("vgg") else "training.train_face_cnn"
-    argv = getattr(args, "argv", None)
-    if argv is None:
-        argv = ["--width", str(args.width), "--epochs", str(args.epochs), "--seed", str(args.seed)]
-        argv += ["--budget-minutes", str(args.budget_minutes)] if args.budget_minutes else []
-    return f"python -m {module} {shlex.join(argv)}".strip()
+    return f"python -m {module} {shlex.join(args.argv)}".strip()
 
 
 def predict_in_batches(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
     return np.concatenate([np.asarray(model(x[i : i + batch], training=False)) for i in range(0, len(x), batch)] or [np.zeros((0, 7))])
 
 
-def strip_optimizer(model):
-    """A copy rebuilt from its config, without optimizer state (``clone_model`` of a compiled
-    model kept it): the served file is a third of the checkpoint's size."""
-    clean = model.__class__.from_config(model.get_config())
-    clean.set_weights(model.get_weights())
-    return clean
-
-
 def finish(args, classifier, arch, state, x_val, y_val, started, log, extra_card) -> dict:
     """Calibrate on validation, evaluate on the held-out test set, save the model and its card."""
-    from recognition.inference.registry import apply_temperature, sha256_file, write_card
+    from recognition.inference.registry import (
+        apply_temperature,
+        sha256_file,
+        write_card,
+    )
 
     keras = _keras()
     temperature = fit_temperature(predict_in_batches(classifier, x_val), y_val)
@@ -385,7 +364,7 @@ def finish(args, classifier, arch, state, x_val, y_val, started, log, extra_card
     model_path = out / f"{args.name}.keras"
     served = strip_optimizer(classifier)
     served.save(model_path)
-    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
     try:
         import jax
 
@@ -409,7 +388,7 @@ def finish(args, classifier, arch, state, x_val, y_val, started, log, extra_card
         },
         "metrics": {"test": test_metrics, "test_uncalibrated_ece": test_uncal["ece"], "validation_accuracy": val_metrics["accuracy"], "validation_ece": val_metrics["ece"]},
         "training": {
-            "command": ", then ".join(state.get("commands") or [command_line(args, arch)]),
+            "command": ", then ".join(state["commands"]),
             "backend": keras.backend.backend(),
             "device": device,
             "epochs": state["epoch"],

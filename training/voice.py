@@ -30,6 +30,7 @@ import numpy as np
 
 from recognition.inference import audio
 from recognition.inference.labels import VOICE_EMOTIONS
+from training.common import next_version, strip_optimizer
 from training.metrics import fit_temperature, markdown_confusion, summarise
 
 REPO = Path(__file__).resolve().parents[1]
@@ -443,14 +444,12 @@ def finish(args, model, kind, temperature, inner_metrics, inner_state, final_sta
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / f"{args.name}.keras"
-    served = keras.models.clone_model(model)  # uncompiled copy: no optimizer state in the file
-    served.set_weights(model.get_weights())
-    served.save(model_path)
+    strip_optimizer(model).save(model_path)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     card = {
         "name": args.name,
         "task": "voice",
-        "version": args.version or today.replace("-", "."),
+        "version": args.version or next_version(out / f"{args.name}.json", today.replace("-", ".")),
         "architecture": args.arch,
         "file": model_path.name,
         "classes": list(VOICE_EMOTIONS),
