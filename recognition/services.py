@@ -87,6 +87,14 @@ def analysis_message(analysis: Analysis) -> dict[str, Any]:
     }
 
 
+def current_messages(*, owner: Any, analyses: list[Analysis]) -> list[dict[str, Any]]:
+    """Status payloads of just-created analyses as they are now, in the given order. On the
+    embedded default (eager Celery) an analysis has already finished inside the upload request
+    and its push went out before any page watched it: the upload response must carry it."""
+    fresh = {a.pk: a for a in selectors.status_for(owner, [a.pk for a in analyses])}
+    return [analysis_message(fresh.get(a.pk, a)) for a in analyses]
+
+
 def notify(analysis: Analysis) -> None:
     """Tell the owner's open pages about a status change; a broken channel layer never fails
     the analysis (pages fall back to polling)."""

@@ -116,7 +116,9 @@ def test_video_is_refused_until_a_video_analyser_is_registered(
     user, monkeypatch, settings
 ):
     clip = video_mp4()
-    monkeypatch.delitem(services.ANALYSERS, "video", raising=False)  # as before video landed
+    monkeypatch.delitem(
+        services.ANALYSERS, "video", raising=False
+    )  # as before video landed
     with pytest.raises(MediaRejected) as exc:
         services.create_analysis(owner=user, upload=clip, filename="clip.mp4")
     assert exc.value.status == 415 and "not supported yet" in exc.value.message
@@ -161,6 +163,27 @@ def test_upload_runs_through_the_task_to_a_face_result(user, face_photo, run_on_
     assert analysis.timings["total_ms"] > 0
     assert analysis.attempts == 1 and analysis.progress == 100
     assert analysis.started <= analysis.finished
+
+
+def test_upload_messages_carry_the_state_the_analysis_reached_meanwhile(
+    user, other_user, face_photo, speech_clip, run_on_commit
+):
+    photo = run_on_commit(
+        services.create_analysis, owner=user, upload=face_photo, filename="face.jpg"
+    )
+    clip = services.create_analysis(
+        owner=user, upload=speech_clip.read_bytes(), filename="a.flac", enqueue=False
+    )
+    assert photo.status == clip.status == "queued"  # the instances the view holds
+    photo_msg, clip_msg = services.current_messages(owner=user, analyses=[photo, clip])
+    assert photo_msg["id"] == photo.pk and photo_msg["status"] == "done"
+    assert photo_msg["emotion"] in FACE_EMOTIONS and photo_msg["face_count"] >= 1
+    assert clip_msg["id"] == clip.pk and clip_msg["status"] == "queued"
+    # Another owner's ids are never read back: their stale payload is all they get.
+    assert (
+        services.current_messages(owner=other_user, analyses=[photo])[0]["status"]
+        == "queued"
+    )
 
 
 def test_headline_is_the_largest_face(user, group_photo):

@@ -128,7 +128,7 @@ def _upload_protected(request: HttpRequest) -> HttpResponse:
                 {"error": refused[0][1].message}, status=refused[0][1].status
             )
         body = {
-            "analyses": [services.analysis_message(a) for a in created],
+            "analyses": services.current_messages(owner=request.user, analyses=created),
             "errors": [{"name": n, "error": e.message} for n, e in refused],
         }
         if len(files) == 1:

@@ -4,7 +4,8 @@
  *   sub.watch(3);   // follow one more analysis (e.g. just uploaded)
  *
  * onUpdate gets the payload of services.analysis_message (id, status, progress, emotion, ...).
- * Polling runs only while there are unfinished analyses and the socket is not open.
+ * Polling runs only while there are unfinished analyses: every pollMs while the socket is
+ * closed, every 8 x pollMs while it is open, and right away for each newly watched id.
  */
 (function () {
   "use strict";
@@ -62,7 +63,14 @@
     connect();
     schedule();
     return {
-      watch(id) { pending.add(Number(id)); schedule(); },
+      // A pushed update may have gone out before this page watched the id (it finished while
+      // its upload was answered): ask once now, then wait for pushes or the slow poll.
+      watch(id) {
+        pending.add(Number(id));
+        if (closed) return;
+        if (timer) clearTimeout(timer);
+        timer = setTimeout(poll, 0);
+      },
       close() { closed = true; if (socket) socket.close(); if (timer) clearTimeout(timer); },
     };
   }

@@ -109,8 +109,8 @@
           setProgress(row, 1);
           row.li.dataset.analysisId = body.analysis.id;
           rows.set(body.analysis.id, row);
-          showStatus(body.analysis);
-          status.watch(body.analysis.id);
+          showStatus(body.analysis); // on the embedded default it is often already done
+          if (!EmotionStatus.FINAL.has(body.analysis.status)) status.watch(body.analysis.id);
         } else if (xhr.status === 403) {
           fail(row, "Your session has expired. Reload the page and sign in again.");
         } else {
