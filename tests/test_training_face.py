@@ -166,3 +166,66 @@ def test_warm_start_from_a_served_model_records_it_in_the_card(tmp_path, tiny_fe
     with pytest.raises(SystemExit, match="do not match"):
         train_face_cnn.main([*common, "--width", "0.25", "--epochs", "1", "--name", "third", "--init-weights", str(out / "first.keras")])
     assert not (out / "third.keras").exists()
+
+
+@pytest.mark.slow
+def test_a_run_continues_on_another_machine_from_the_committed_checkpoint(tmp_path, tiny_fer_npz):
+    """What git keeps of a run folder under the default --runs (training/checkpoints/<name>/) is
+    enough to --resume it in a fresh clone: the first epoch runs here, the second 'elsewhere' from
+    a copy of only the files git would commit."""
+    import subprocess
+
+    from training import train_face_vgg
+
+    repo = Path(__file__).resolve().parents[1]
+    train_npz, test_npz = tiny_fer_npz
+    here, there = tmp_path / "here", tmp_path / "there"
+    common = ["--data", str(train_npz), "--test", str(test_npz), "--limit", "64", "--width", "0.125",
+              "--batch-size", "32", "--threads", "1", "--erase", "0.5", "--name", "face_vgg"]
+    train_face_vgg.main([*common, "--epochs", "1", "--out", str(here / "models"), "--runs", str(here / "runs")])
+    run = here / "runs" / "face_vgg"
+    files = sorted(p.name for p in run.iterdir())
+    assert {"state.json", "last.keras", "best.keras"} <= set(files)
+    assert (run / "best.keras").stat().st_size < (run / "last.keras").stat().st_size  # best: weights only
+
+    # Which of these files would git keep under the default checkpoint folder?
+    default_dir = "training/checkpoints/face_vgg"
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *[f"{default_dir}/{name}" for name in files]],
+                             cwd=repo, capture_output=True, text=True, check=False).stdout.split()
+    kept = [name for name in files if f"{default_dir}/{name}" not in ignored]
+    assert {"state.json", "last.keras", "best.keras"} <= set(kept)
+    (there / "runs" / "face_vgg").mkdir(parents=True)
+    for name in kept:
+        shutil.copy(run / name, there / "runs" / "face_vgg" / name)
+
+    train_face_vgg.main([*common, "--epochs", "2", "--resume", "--out", str(there / "models"), "--runs", str(there / "runs")])
+    state = json.loads((there / "runs" / "face_vgg" / "state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [1, 2]
+    assert "resumed at epoch 1" in (there / "runs" / "face_vgg" / "train.log").read_text()
+    card = json.loads((there / "models" / "face_vgg.json").read_text())
+    assert card["training"]["epochs"] == 2 and "--resume" in card["training"]["command"]
+
+
+def test_random_erasing_blanks_one_rectangle_per_chosen_face():
+    from training.face import augment_faces
+
+    faces = np.full((200, 48, 48), 128, dtype=np.uint8)
+    plain = augment_faces(faces, np.random.default_rng(3))
+    erased = augment_faces(faces, np.random.default_rng(3), erase=0.5)
+    changed = [i for i in range(len(faces)) if not np.array_equal(plain[i], erased[i])]
+    assert 70 < len(changed) < 130  # about half
+    for i in changed[:20]:
+        rows, cols = np.nonzero(plain[i] != erased[i])
+        area = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+        assert 0.01 * 48 * 48 <= area <= 0.25 * 48 * 48  # one rectangle of 2-20% of the face
+
+
+def test_training_compiles_without_xla_unless_asked():
+    import argparse
+
+    from training.face import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, name="x", width=0.25, epochs=1, lr=1e-3)
+    assert parser.parse_args([]).jit is False and parser.parse_args(["--jit"]).jit is True
+    assert parser.parse_args([]).runs == datasets.REPO / "training" / "checkpoints"

@@ -104,10 +104,12 @@ def build_vgg_imagenet(weights: Path, num_classes: int = 7, dense: int = 512):
     return keras.Model(inputs, outputs, name="face_vgg"), base
 
 
-def augment_faces(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def augment_faces(faces: np.ndarray, rng: np.random.Generator, erase: float = 0.0) -> np.ndarray:
     """Random flip, rotation (+-10 deg), zoom (0.9-1.1), shift (+-10%) and brightness/contrast on
     uint8 48x48 faces, on the CPU with OpenCV. (Keras' RandomRotation/Zoom layers go through
-    map_coordinates, which on the JAX GPU backend made an epoch take minutes.)"""
+    map_coordinates, which on the JAX GPU backend made an epoch take minutes.) With ``erase`` > 0,
+    that share of the faces also gets one random rectangle (2-20% of the area, aspect 0.3-3.3)
+    filled with noise (random erasing, Zhong et al. 2017)."""
     import cv2
 
     out = np.empty_like(faces)
@@ -125,6 +127,14 @@ def augment_faces(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         face = faces[i][:, ::-1] if flips[i] else faces[i]
         warped = cv2.warpAffine(np.ascontiguousarray(face), matrix, (FACE_SIZE, FACE_SIZE), borderMode=cv2.BORDER_REFLECT_101)
         out[i] = np.clip(warped.astype(np.float32) * alphas[i] + betas[i], 0, 255).astype(np.uint8)
+    if erase > 0:
+        for i in np.flatnonzero(rng.random(n) < erase):
+            area = rng.uniform(0.02, 0.2) * FACE_SIZE * FACE_SIZE
+            aspect = math.exp(rng.uniform(math.log(0.3), math.log(1 / 0.3)))
+            h = min(FACE_SIZE, max(1, int(round(math.sqrt(area * aspect)))))
+            w = min(FACE_SIZE, max(1, int(round(math.sqrt(area / aspect)))))
+            top, left = rng.integers(0, FACE_SIZE - h + 1), rng.integers(0, FACE_SIZE - w + 1)
+            out[i, top : top + h, left : left + w] = rng.integers(0, 256, (h, w) + out.shape[3:], dtype=np.uint8)
     return out
 
 
@@ -179,7 +189,7 @@ def make_callbacks(run_dir: Path, schedule: BudgetSchedule, state: dict, log):
             if val_acc > state["best_val_accuracy"]:
                 state["best_val_accuracy"] = val_acc
                 state["best_epoch"] = epoch + 1
-                self.model.save(run_dir / "best.keras")
+                strip_optimizer(self.model).save(run_dir / "best.keras")  # weights only: small enough to commit
             self.model.save(run_dir / "last.keras")
             (run_dir / "state.json").write_text(json.dumps(state, indent=1))
             log(
@@ -198,7 +208,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, name: str, width: float, e
     parser.add_argument("--test", type=Path, default=datasets.DEFAULT_FER / "test", help="held-out test folder or .npz (PublicTest)")
     parser.add_argument("--name", default=name, help="model name: models/<name>.keras and its card")
     parser.add_argument("--out", type=Path, default=datasets.REPO / "models", help="where the model and card go")
-    parser.add_argument("--runs", type=Path, default=datasets.REPO / "training" / "runs", help="checkpoint folder")
+    parser.add_argument(
+        "--runs", type=Path, default=datasets.REPO / "training" / "checkpoints",
+        help="checkpoint folder: <runs>/<name>/ holds state.json, last.keras (with optimizer state) and best.keras, "
+        "overwritten every epoch; the default is tracked by git, so a long run goes on elsewhere from a commit with --resume",
+    )
     parser.add_argument("--width", type=float, default=width, help="channel width multiplier")
     parser.add_argument("--epochs", type=int, default=epochs, help="maximum epochs")
     parser.add_argument("--budget-minutes", type=float, default=None, help="fit the schedule into this much training time")
@@ -206,6 +220,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, name: str, width: float, e
     parser.add_argument("--lr", type=float, default=lr)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--label-smoothing", type=float, default=0.1)
+    parser.add_argument("--erase", type=float, default=0.0, help="share of training faces given a random-erasing rectangle")
+    parser.add_argument(
+        "--jit", action="store_true",
+        help="XLA-compile the training step (Keras' 'auto' did): half the CPU throughput here, see benchmarks/bench_train_face.py",
+    )
     parser.add_argument("--class-weight-power", type=float, default=0.3)
     parser.add_argument("--val-fraction", type=float, default=0.1, help="validation carved from --data, stratified")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training samples (smoke tests)")
@@ -255,6 +274,7 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
     if args.resume and state_path.exists() and (run_dir / "last.keras").exists():
         state = json.loads(state_path.read_text())
         model = keras.models.load_model(run_dir / "last.keras")
+        model.jit_compile = bool(getattr(args, "jit", False))  # the checkpoint's compile config may say otherwise
         log(f"resumed at epoch {state['epoch']} (best {state['best_val_accuracy']:.4f})")
     else:
         state = {"epoch": 0, "elapsed_s": 0.0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": [], "total_epochs": args.epochs}
@@ -267,6 +287,7 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
             optimizer=keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=args.weight_decay),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
             metrics=["accuracy"],
+            jit_compile=bool(getattr(args, "jit", False)),
         )
     state.setdefault("commands", []).append(command_line(args, arch))
     log(f"parameters: {model.count_params():,}")
@@ -284,7 +305,7 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
     while state["epoch"] < schedule.total:
         epoch, epoch_started = state["epoch"], time.time()
         # Fresh augmentation every epoch, seeded by (seed, epoch) so a resumed run sees the same data.
-        x_epoch = faces_to_input(augment_faces(x_train_u8, np.random.default_rng([args.seed, epoch])))
+        x_epoch = faces_to_input(augment_faces(x_train_u8, np.random.default_rng([args.seed, epoch]), args.erase))
         model.fit(
             x_epoch, y_train_1h, validation_data=(x_val, y_val_1h), batch_size=args.batch_size,
             epochs=epoch + 1, initial_epoch=epoch, class_weight=weights, callbacks=callbacks, verbose=0, shuffle=True,

@@ -8,6 +8,7 @@ and as 48 kHz WAV / MP3 / M4A. Checkpoints every epoch in training/runs/<name>/;
   python -m training.train_voice --arch cnn --serve    # the log-mel CNN, served
 """
 import argparse
+import sys
 
 from training.voice import add_arguments, train
 
@@ -15,7 +16,9 @@ from training.voice import add_arguments, train
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    return train(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return train(args)
 
 
 if __name__ == "__main__":

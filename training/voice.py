@@ -252,16 +252,42 @@ def build_mlp(num_classes: int = 8, normalizer_data: np.ndarray | None = None, d
     return keras.Model(inputs, outputs, name="voice_mlp")
 
 
-def build_cnn(num_classes: int = 8, normalizer_data: np.ndarray | None = None, widths=(64, 96, 128, 160, 192), dropout: float = 0.2):
+def build_cnn(
+    num_classes: int = 8,
+    normalizer_data: np.ndarray | None = None,
+    widths=(64, 96, 128, 160, 192),
+    dropout: float = 0.2,
+    *,
+    pooling: str = "avgmax",
+    deltas: bool = False,
+    utterance_norm: bool = False,
+):
     """1-D CNN over (301 frames x 64 log-mel bands): per-band standardisation, five Conv1D/BN/ReLU
-    layers with three max-pools, global average + max pooling over time, Dense(128), softmax(8)."""
+    layers with three max-pools, pooling over time, Dense(128), softmax(8).
+
+    Options (each a row of the model card's fold table): ``utterance_norm`` subtracts each band's
+    mean over the window's real frames first; ``deltas`` appends first-order deltas (128 inputs);
+    ``pooling`` "avgmax" (global average + max) or "attention" (attentive statistics pooling)."""
+    from recognition.inference.layers import AttentiveStatsPooling, Deltas, UtteranceNorm
+
     keras = _keras()
     layers = keras.layers
     inputs = keras.Input((audio.WINDOW_FRAMES, audio.N_MELS), name="log_mel")
+    x = inputs
+    prefix = []
+    if utterance_norm:
+        prefix.append(UtteranceNorm(name="utterance_norm"))
+    if deltas:
+        prefix.append(Deltas(name="deltas"))
+    for layer in prefix:
+        x = layer(x)
     norm = layers.Normalization(axis=-1, name="standardise")
     if normalizer_data is not None:
-        norm.adapt(normalizer_data.reshape(-1, audio.N_MELS))
-    x = norm(inputs)
+        adapt = normalizer_data
+        for layer in prefix:
+            adapt = np.concatenate([np.asarray(layer(adapt[i : i + 256])) for i in range(0, len(adapt), 256)])
+        norm.adapt(adapt.reshape(-1, adapt.shape[-1]))
+    x = norm(x)
     for i, filters in enumerate(widths):
         x = layers.Conv1D(filters, 5 if i == 0 else 3, padding="same", use_bias=False, kernel_initializer="he_normal")(x)
         x = layers.BatchNormalization()(x)
@@ -269,7 +295,12 @@ def build_cnn(num_classes: int = 8, normalizer_data: np.ndarray | None = None, w
         if 1 <= i <= 3:
             x = layers.MaxPooling1D(2)(x)
             x = layers.SpatialDropout1D(0.05)(x)
-    x = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
+    if pooling == "attention":
+        x = AttentiveStatsPooling(name="attentive_stats")(x)
+    elif pooling == "avgmax":
+        x = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
+    else:
+        raise ValueError(f"unknown pooling {pooling!r}")
     x = layers.Dropout(dropout)(x)
     x = layers.Dense(128, use_bias=False)(x)
     x = layers.BatchNormalization()(x)
@@ -284,6 +315,24 @@ ARCHITECTURES = {"mlp": ("mfcc_mean", build_mlp), "cnn": ("log_mel", build_cnn)}
 
 # ---------------------------------------------------------------------------------------------
 # Training loop: one stage = fixed epochs, warm-up + cosine, a checkpoint every epoch, --resume
+
+
+def model_options(args) -> dict:
+    """Architecture options from the command line (CNN only; the MLP baseline has none)."""
+    if args.arch != "cnn":
+        return {}
+    return {"pooling": getattr(args, "pooling", "avgmax"), "deltas": bool(getattr(args, "deltas", False)),
+            "utterance_norm": bool(getattr(args, "utterance_norm", False))}
+
+
+def mixup(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """mixup (Zhang et al. 2018): each example blended with a random partner, lambda ~ Beta(a, a)."""
+    lam = rng.beta(alpha, alpha, len(x)).astype(np.float32)
+    lam = np.maximum(lam, 1 - lam)  # the example keeps the larger share
+    partner = rng.permutation(len(x))
+    x_mixed = lam.reshape(-1, *([1] * (x.ndim - 1))) * x + (1 - lam.reshape(-1, *([1] * (x.ndim - 1)))) * x[partner]
+    y_mixed = lam[:, None] * y + (1 - lam[:, None]) * y[partner]
+    return x_mixed.astype(np.float32), y_mixed.astype(np.float32)
 
 
 def cosine_lr(base: float, epoch: int, epochs: int, warmup: int = 2) -> float:
@@ -316,16 +365,20 @@ def run_stage(args, stage: str, train: dict, val: dict | None, log: Callable[[st
         x_val = val["x"] if kind == "mfcc_mean" else epoch_batch(val, np.random.default_rng(0), False, fill)
     if args.resume and state_path.exists() and last_path.exists():
         state = json.loads(state_path.read_text())
+        from recognition.inference import layers  # noqa: F401  (custom layers)
+
         model = keras.models.load_model(last_path)
+        model.jit_compile = False
         log(f"[{stage}] resumed after epoch {state['epoch']}")
     else:
         keras.utils.set_random_seed(args.seed)
         norm_data = train["x"] if kind == "mfcc_mean" else epoch_batch(train, np.random.default_rng(args.seed), False, fill)
-        model = build(n_classes, normalizer_data=norm_data)
+        model = build(n_classes, normalizer_data=norm_data, **model_options(args))
         model.compile(
             optimizer=keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=args.weight_decay),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
             metrics=["accuracy"],
+            jit_compile=False,  # XLA halved CPU training throughput here (benchmarks/bench_train_face.py)
         )
         state = {"stage": stage, "epoch": 0, "elapsed_s": 0.0, "history": []}
     y_train = keras.utils.to_categorical(train["y"], n_classes)
@@ -337,7 +390,10 @@ def run_stage(args, stage: str, train: dict, val: dict | None, log: Callable[[st
         x = train["x"] if kind == "mfcc_mean" else epoch_batch(train, rng, True, fill)
         lr = cosine_lr(args.lr, epoch, args.epochs)
         model.optimizer.learning_rate.assign(lr)
-        hist = model.fit(x, y_train, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=True)
+        y_epoch = y_train
+        if getattr(args, "mixup", 0.0) > 0:
+            x, y_epoch = mixup(x, y_train, rng, args.mixup)
+        hist = model.fit(x, y_epoch, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=True)
         record = {"epoch": epoch + 1, "loss": float(hist.history["loss"][-1]), "accuracy": float(hist.history["accuracy"][-1]), "lr": lr}
         if x_val is not None:
             record["val_accuracy"] = float((predict(model, x_val).argmax(1) == val["y"]).mean())
@@ -364,6 +420,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default: mlp 1e-3, cnn 5e-4)")
     parser.add_argument("--label-smoothing", type=float, default=0.1)
     parser.add_argument("--no-augment", action="store_true", help="cnn: train on clean clips only")
+    parser.add_argument("--pooling", choices=("avgmax", "attention"), default="avgmax", help="cnn: pooling over time")
+    parser.add_argument("--deltas", action="store_true", help="cnn: append delta features inside the model")
+    parser.add_argument("--utterance-norm", action="store_true", help="cnn: per-utterance mean normalisation inside the model")
+    parser.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0: off)")
+    parser.add_argument("--folds", type=int, default=0,
+                        help="k-fold cross-validation over actors 1-16 (folds of consecutive actors); serves the ensemble of the fold models")
+    parser.add_argument("--cv-only", action="store_true", help="with --folds: report the fold table and stop, never touching actors 17-20")
     parser.add_argument("--inner-only", action="store_true", help="explore: stop after stage 1 (actors 13-16), never touching 17-20")
     parser.add_argument("--skip-final", action="store_true", help="ship the inner-split model (actors 1-12) instead of retraining on 1-16")
     parser.add_argument("--limit", type=int, default=None, help="use only N clips per actor group (smoke tests)")
@@ -386,7 +449,12 @@ def apply_defaults(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def train(args: argparse.Namespace) -> dict:
-    """Stage 1 (1-12 / 13-16), temperature, stage 2 (1-16), test on 17-20; writes model + card."""
+    """Stage 1 (1-12 / 13-16), temperature, stage 2 (1-16), test on 17-20; writes model + card.
+    With ``--folds K``: cross-validation over actor folds, see ``training.voice_folds``."""
+    if getattr(args, "folds", 0):
+        from training.voice_folds import train_folds
+
+        return train_folds(args)
     args = apply_defaults(args)
     started = time.time()
     run_root = Path(args.runs) / args.name
@@ -550,9 +618,11 @@ def evaluate_folder(path: Path, model_name: str | None = None, *, directory: Pat
 
 
 def write_formats(clips: list[Clip], out_dir: Path) -> dict[str, Path]:
-    """The clips re-encoded with PyAV as 48 kHz WAV, 128 kbit/s MP3 and 128 kbit/s AAC in M4A."""
+    """The clips re-encoded with PyAV as 48 kHz WAV, 128 kbit/s MP3, 128 kbit/s AAC in M4A, and
+    48 kHz Opus (64 kbit/s, what browsers record) in OGG and WEBM."""
 
-    targets = {"wav48k": ("wav", "pcm_s16le", 48000, None), "mp3_128k": ("mp3", "libmp3lame", None, 128_000), "m4a_aac_128k": ("m4a", "aac", None, 128_000)}
+    targets = {"wav48k": ("wav", "pcm_s16le", 48000, None), "mp3_128k": ("mp3", "libmp3lame", None, 128_000), "m4a_aac_128k": ("m4a", "aac", None, 128_000),
+               "ogg_opus_64k": ("ogg", "libopus", 48000, 64_000), "webm_opus_64k": ("webm", "libopus", 48000, 64_000)}
     folders = {}
     for label, (ext, codec, rate, bitrate) in targets.items():
         folder = Path(out_dir) / label
@@ -594,8 +664,8 @@ def encode(signal: np.ndarray, sr: int, path: Path, codec: str, bitrate: int | N
 
 
 def format_check(data: Path, model_name: str, *, directory: Path | None = None, limit: int | None = None, log: Callable[[str], None] = print) -> dict:
-    """Accuracy on actors 17-20 as the original 16 kHz FLAC and re-encoded 48 kHz WAV / MP3 / M4A
-    (written to a temporary folder, never the repository)."""
+    """Accuracy on actors 17-20 as the original 16 kHz FLAC and re-encoded 48 kHz WAV / MP3 / M4A /
+    OGG / WEBM (written to a temporary folder, never the repository)."""
     clips = list_clips(data, actors=TEST_ACTORS)
     if limit:
         clips = clips[:limit]
@@ -610,6 +680,68 @@ def format_check(data: Path, model_name: str, *, directory: Path | None = None, 
 
 # ---------------------------------------------------------------------------------------------
 # Model card
+
+
+def card_markdown_folds(card: dict) -> str:
+    """The card of a fold ensemble (``training.voice_folds``): the fold table first."""
+    m = card["metrics"]
+    cv, test, t = m["cross_validation"], m["test"], card["training"]
+    fold_rows = "\n".join(f"| {r['fold']} | {r['actors'][0]}-{r['actors'][-1]} | {r['n']} | {r['accuracy']:.4f} | {r['temperature']} | {r['ece']:.4f} |" for r in cv["folds"])
+    combiner_rows = "\n".join(f"| {k} | {v['mean']:.4f} | {v['std']:.4f} |" for k, v in cv["window_combiners"].items())
+    recall = "\n".join(f"| {k} | {v:.3f} |" if v is not None else f"| {k} | n/a |" for k, v in test["per_class_recall"].items())
+    formats = m.get("formats")
+    format_rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in formats.items() if k != "max_spread_points") if formats else ""
+    format_block = (f"\n## Same clips, other formats (actors 17-20)\n| format | accuracy |\n|---|---|\n{format_rows}\n\n"
+                    f"Largest spread: {formats['max_spread_points']} points.\n") if formats else ""
+    notes = "".join(f"\n- {note}" for note in card.get("notes", []))
+    members = ", ".join(f"`{x['name']}` (sha256 `{x['sha256'][:16]}...`)" for x in card["members"])
+    return f"""# Model card: {card['name']} ({card['architecture']}), version {card['version']}
+
+Speech-emotion classifier: a 16 kHz mono recording, trimmed of leading/trailing silence and
+peak-normalised, scored in 3 s windows (hop 1.5 s) on 3 s of 64-band log-mel frames (25 ms / 10 ms)
+-> probabilities over {', '.join(card['classes'])}: the mean of the calibrated probabilities of
+{len(card['members'])} fold models. Windows without speech are reported as no speech instead of guessed.
+
+- **Data**: {card['data']['dataset']}; split {card['data']['split']}.
+- **Model selection**: {card['data']['inner_split']}.
+- **Members**: {members}
+- **Recipe**: `{json.dumps(t['recipe'])}`; augmentation: {card['data']['augmentation']}
+- **Cross-validation (out-of-fold actors, each fold model alone)**: mean {cv['mean']:.4f}, spread (std) {cv['std']:.4f}, min {cv['min']:.4f}, max {cv['max']:.4f}; out-of-fold ECE {cv['out_of_fold_ece']:.4f}
+- **Test accuracy (actors 17-20, never seen in training or selection; the ensemble)**: {test['accuracy']:.4f} on {test['n']} clips (chance 0.125)
+- **Expected calibration error** (15 bins; members calibrated on their out-of-fold actors): {test['ece']:.4f} (uncalibrated members: {m['test_uncalibrated_ece']:.4f})
+- **Parameters**: {card['parameters']:,} in all
+- **Training**: `{t['command']}`; {t['epochs']} epochs per fold, {t['train_seconds']:.0f} s of training ({t['total_seconds']:.0f} s in all, features and evaluation included) on {t['device']} ({t['backend']} backend)
+- **Date**: {card['date']}
+
+## Folds (each fold model scored on the actors it never saw, through the serving code)
+| fold | actors | clips | accuracy | temperature | ECE |
+|---|---|---|---|---|---|
+{fold_rows}
+
+## Combining window scores (out-of-fold, mean and std over folds)
+| combiner | accuracy | std |
+|---|---|---|
+{combiner_rows}
+
+## Per-class recall (actors 17-20)
+| class | recall |
+|---|---|
+{recall}
+
+## Confusion matrix (actors 17-20, rows true, columns predicted)
+{markdown_confusion(test['confusion'], card['classes'])}
+{format_block}
+## Notes{notes or chr(10) + '- none'}
+
+## Limits
+RAVDESS is 24 North-American actors reading two fixed sentences with acted emotion in a quiet
+studio: expect much lower accuracy on spontaneous speech, other languages, children, noisy rooms
+and far microphones. Only 4 actors (240 clips) are in the test, so one actor more or less moves
+the score by several points (a 95% interval is roughly +-6 points). Licence of the training data:
+CC BY-NC-SA 4.0 (non-commercial).
+Reproduce: `python -m training.evaluate voice --data ../shared/datasets/ravdess-speech-16k --model {card['name']}`
+(scores every actor in the folder; point it at a folder of actors 17-20 for the test number).
+"""
 
 
 def card_markdown(card: dict) -> str:

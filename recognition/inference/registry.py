@@ -3,6 +3,12 @@
 ``models/registry.json`` names the served model per task; ``models/<name>.json`` is its card
 (classes, version, metrics, sha256, temperature). Code reads names, versions and classes from
 the cards, never from constants spread through the code.
+
+A card with ``"kind": "ensemble"`` names ``members`` (each a model with its own card and sha256)
+instead of a file: ``EnsembleModel`` averages their calibrated probabilities, optionally over the
+inputs and their mirror images (``"tta": ["hflip"]``, faces), then applies the ensemble's own
+temperature. It answers the same calls as ``LoadedModel``, so every caller (pages, API, workers,
+live, video, evaluation) serves an ensemble through the same code.
 """
 from __future__ import annotations
 
@@ -116,12 +122,54 @@ class LoadedModel:
             return np.asarray(self.keras_model.predict_on_batch(x), dtype=np.float64)
 
 
-_cache: dict[tuple[str, str], LoadedModel] = {}
+def _mirrored(x: np.ndarray) -> np.ndarray:
+    """(N, H, W, C) images -> the same batch followed by its horizontal mirror images."""
+    return np.concatenate([x, x[:, :, ::-1]])
+
+
+@dataclass
+class EnsembleModel:
+    """Members' temperature-calibrated probabilities, averaged (over mirror images too with
+    ``tta: ["hflip"]``); ``predict_raw`` is that average, ``predict`` applies the card's own
+    temperature (fitted on validation data for the averaged output)."""
+
+    name: str
+    card: dict[str, Any]
+    members: list[LoadedModel]
+
+    classes = LoadedModel.classes
+    version = LoadedModel.version
+    temperature = LoadedModel.temperature
+    predict = LoadedModel.predict
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "members": [m.info() for m in self.members]}
+
+    @property
+    def flip(self) -> bool:
+        return "hflip" in self.card.get("tta", [])
+
+    def predict_raw(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float64)
+        batch = _mirrored(x) if self.flip else x
+        total = np.zeros((len(batch), len(self.classes)), dtype=np.float64)
+        for member in self.members:
+            total += member.predict(batch)
+        mean = total / len(self.members)
+        if self.flip:
+            mean = (mean[: len(x)] + mean[len(x) :]) / 2
+        return mean / mean.sum(axis=-1, keepdims=True)
+
+
+_cache: dict[tuple[str, str], LoadedModel | EnsembleModel] = {}
 _cache_lock = threading.Lock()
 
 
 def load_keras(path: Path) -> Any:
     import keras
+
+    from recognition.inference import layers  # noqa: F401  (registers the custom layers saved models name)
 
     if not path.exists():
         raise ModelUnavailable(f"model file {path} is missing")
@@ -131,20 +179,42 @@ def load_keras(path: Path) -> Any:
         raise ModelUnavailable(f"model file {path} could not be loaded: {exc}") from exc
 
 
-def get_model(name: str | None = None, task: str = "face", directory: Path | None = None) -> LoadedModel:
+def get_model(name: str | None = None, task: str = "face", directory: Path | None = None) -> LoadedModel | EnsembleModel:
     """The loaded model ``name`` (default: the one serving ``task``), loaded once per process."""
     directory = directory or models_dir()
     name = name or served_name(task, directory)
-    key = (str(directory), name)
     with _cache_lock:
-        if key not in _cache:
-            card = load_card(name, directory)
-            path = directory / card.get("file", f"{name}.keras")
-            expected = card.get("sha256")
-            if expected and path.exists() and sha256_file(path) != expected:
-                raise ModelUnavailable(f"model file {path} does not match the sha256 in its card")
-            _cache[key] = LoadedModel(name=name, card=card, keras_model=load_keras(path))
+        return _load(name, directory, ())
+
+
+def _load(name: str, directory: Path, parents: tuple[str, ...]) -> LoadedModel | EnsembleModel:
+    """``get_model`` under the cache lock; ``parents`` guards against a card naming itself."""
+    key = (str(directory), name)
+    if key in _cache:
         return _cache[key]
+    card = load_card(name, directory)
+    if card.get("kind") == "ensemble":
+        entries = card.get("members") or []
+        if not entries or name in parents:
+            raise ModelUnavailable(f"ensemble card {name} has no members or names itself")
+        members = []
+        for entry in entries:
+            member = _load(entry["name"], directory, (*parents, name))
+            if not isinstance(member, LoadedModel):
+                raise ModelUnavailable(f"ensemble {name}: member {entry['name']} is itself an ensemble")
+            if entry.get("sha256") and entry["sha256"] != member.card.get("sha256"):
+                raise ModelUnavailable(f"ensemble {name}: member {entry['name']} is not the file it was built with (sha256)")
+            if member.classes != list(card["classes"]):
+                raise ModelUnavailable(f"ensemble {name}: member {entry['name']} has other classes")
+            members.append(member)
+        _cache[key] = EnsembleModel(name=name, card=card, members=members)
+        return _cache[key]
+    path = directory / card.get("file", f"{name}.keras")
+    expected = card.get("sha256")
+    if expected and path.exists() and sha256_file(path) != expected:
+        raise ModelUnavailable(f"model file {path} does not match the sha256 in its card")
+    _cache[key] = LoadedModel(name=name, card=card, keras_model=load_keras(path))
+    return _cache[key]
 
 
 def clear_cache() -> None:

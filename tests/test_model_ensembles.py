@@ -1,0 +1,176 @@
+"""Served ensembles: the registry's ensemble card (faces with mirror images, voice fold models),
+the custom voice layers surviving save/load, the face ensemble chooser, and cross-validated voice
+training over actor folds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recognition.inference import audio, faces, registry
+from recognition.inference.labels import FACE_EMOTIONS
+from recognition.inference.preprocessing import faces_to_input
+from tests.conftest import MEDIA, SPEECH
+from training import voice as training_voice
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "models"
+
+
+@pytest.fixture
+def face_models(tmp_path) -> Path:
+    """The two shipped face networks in a folder of their own (the registry there is ours)."""
+    for name in ("face_vgg", "face_cnn"):
+        for suffix in (".json", ".keras"):
+            shutil.copy(SHIPPED / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    shutil.copy(SHIPPED / faces.DETECTOR_FILE, tmp_path / faces.DETECTOR_FILE)
+    return tmp_path
+
+
+def write_ensemble(directory: Path, name: str, members: list[str], tta: list[str], temperature: float = 1.0) -> dict:
+    cards = [registry.load_card(m, directory) for m in members]
+    card = {"name": name, "task": "face", "kind": "ensemble", "version": "0.test", "classes": list(FACE_EMOTIONS),
+            "members": [{"name": c["name"], "sha256": c["sha256"]} for c in cards], "tta": tta, "temperature": temperature}
+    registry.write_card(card, directory)
+    return card
+
+
+def fer_faces(per_class: int = 2) -> np.ndarray:
+    import cv2
+
+    paths = [p for name in FACE_EMOTIONS for p in sorted((REPO.parent / "shared/datasets/fer2013/test" / name).glob("*.jpg"))[:per_class]]
+    return np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths])
+
+
+def test_face_ensemble_averages_calibrated_members_over_mirror_images(face_models):
+    registry.clear_cache()
+    write_ensemble(face_models, "both", ["face_vgg", "face_cnn"], ["hflip"], temperature=0.9)
+    ensemble = registry.get_model("both", directory=face_models)
+    x = faces_to_input(fer_faces())
+    expected = np.mean([registry.get_model(n, directory=face_models).predict(batch)
+                        for n in ("face_vgg", "face_cnn") for batch in (x, x[:, :, ::-1])], axis=0)
+    assert np.allclose(ensemble.predict_raw(x), expected / expected.sum(1, keepdims=True), atol=1e-5)
+    calibrated = ensemble.predict(x)
+    assert np.allclose(calibrated, registry.apply_temperature(expected, 0.9), atol=1e-5)
+    assert np.allclose(calibrated.sum(1), 1, atol=1e-5)
+    # the mirror image of a face gets the same answer (flip averaging is symmetric)
+    assert np.allclose(ensemble.predict(x[:, :, ::-1]), calibrated, atol=1e-5)
+    info = ensemble.info()
+    assert info["name"] == "both" and [m["name"] for m in info["members"]] == ["face_vgg", "face_cnn"]
+    assert ensemble.predict_raw(x[:0]).shape == (0, 7)
+
+
+def test_the_served_pipeline_runs_an_ensemble(face_models, settings):
+    registry.clear_cache()
+    write_ensemble(face_models, "both", ["face_vgg", "face_cnn"], ["hflip"])
+    (face_models / "registry.json").write_text(json.dumps({"face": "both"}))
+    settings.MODELS_DIR = face_models
+    try:
+        result = faces.analyze_image((MEDIA / "12_angry_men.jpg").read_bytes())
+    finally:
+        registry.clear_cache()
+    assert result["model"]["name"] == "both" and len(result["model"]["members"]) == 2
+    assert len(result["faces"]) >= 6
+    for face in result["faces"]:
+        assert face["emotion"] in FACE_EMOTIONS and sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+
+
+def test_an_ensemble_refuses_changed_or_missing_members(face_models):
+    registry.clear_cache()
+    card = write_ensemble(face_models, "both", ["face_vgg", "face_cnn"], [])
+    card["members"][1]["sha256"] = "0" * 64
+    registry.write_card(card, face_models)
+    with pytest.raises(registry.ModelUnavailable, match="sha256"):
+        registry.get_model("both", directory=face_models)
+    registry.write_card({**card, "members": [{"name": "face_gone"}]}, face_models)
+    with pytest.raises(registry.ModelUnavailable, match="face_gone"):
+        registry.get_model("both", directory=face_models)
+    registry.write_card({**card, "members": [{"name": "both"}]}, face_models)
+    with pytest.raises(registry.ModelUnavailable, match="names itself"):
+        registry.get_model("both", directory=face_models)
+    registry.write_card({**card, "members": []}, face_models)
+    with pytest.raises(registry.ModelUnavailable, match="no members"):
+        registry.get_model("both", directory=face_models)
+    registry.clear_cache()
+
+
+def test_voice_layers_survive_save_and_load_and_ignore_padding(tmp_path):
+    import keras
+
+    from recognition.inference.layers import UtteranceNorm
+
+    signal = audio.decode_audio((SPEECH / "03-01-03-02-01-01-18.flac").read_bytes())
+    window = audio.model_input(audio.trim(signal)[: 2 * audio.SAMPLE_RATE], "log_mel")  # 2 s of speech, padded to 3 s
+    x = window[None]
+    norm = np.asarray(UtteranceNorm()(x))[0]
+    real = window.max(axis=1) > np.log(audio.LOG_FLOOR) + 1e-3
+    assert 150 < real.sum() < 301  # padding present
+    assert np.allclose(norm[real].mean(axis=0), 0, atol=1e-3) and np.all(norm[~real] == 0)
+
+    model = training_voice.build_cnn(8, normalizer_data=np.repeat(x, 4, axis=0), pooling="attention", deltas=True, utterance_norm=True)
+    assert model.get_layer("deltas").output.shape[-1] == 2 * audio.N_MELS
+    before = np.asarray(model(x, training=False))
+    model.save(tmp_path / "m.keras")
+    loaded = registry.load_keras(tmp_path / "m.keras")
+    assert np.allclose(np.asarray(loaded(x, training=False)), before, atol=1e-6)
+    assert isinstance(loaded.get_layer("attentive_stats"), keras.layers.Layer)
+
+
+@pytest.mark.slow
+def test_face_ensemble_command_chooses_on_validation_and_serves(face_models, tmp_path):
+    from tests.test_training_face import copy_fer
+    from training import face_ensemble
+
+    copy_fer(tmp_path / "train", "train", 12)
+    copy_fer(tmp_path / "test", "test", 3)
+    (face_models / "registry.json").write_text(json.dumps({"face": "face_vgg", "voice": "x"}))
+    registry.clear_cache()
+    card = face_ensemble.main(["--candidates", "face_vgg", "face_cnn", "--name", "chosen", "--models-dir", str(face_models),
+                               "--train", str(tmp_path / "train"), "--test", str(tmp_path / "test"), "--serve"])
+    assert len(card["selection"]) == 6  # 3 subsets, with and without flip
+    best = card["selection"][0]
+    assert best["validation_accuracy"] == max(r["validation_accuracy"] for r in card["selection"])
+    assert [m["name"] for m in card["members"]] == best["members"] and card["tta"] == (["hflip"] if best["hflip"] else [])
+    assert card["metrics"]["test"]["n"] == 21 and "Selection on validation" in (face_models / "chosen.md").read_text()
+    assert json.loads((face_models / "registry.json").read_text()) == {"face": "chosen", "voice": "x"}
+    registry.clear_cache()
+    from training.evaluate import evaluate_face
+
+    assert evaluate_face(tmp_path / "test", "chosen", directory=face_models)["accuracy"] == card["metrics"]["test"]["accuracy"]
+    registry.clear_cache()
+
+
+@pytest.mark.slow
+def test_cross_validated_voice_training_serves_the_fold_ensemble(tmp_path, monkeypatch):
+    from training import train_voice
+
+    root = tmp_path / "ravdess"
+    clips = sorted(SPEECH.glob("*.flac"))
+    for clip, actor in zip(clips, (1, 2, 13, 14, 17, 18), strict=False):
+        folder = root / f"Actor_{actor:02d}"
+        folder.mkdir(parents=True)
+        shutil.copy(clip, folder / f"{clip.stem[:-2]}{actor:02d}.flac")
+    monkeypatch.setattr(training_voice, "CACHE", tmp_path / "cache")
+    models, runs = tmp_path / "models", tmp_path / "runs"
+    common = ["--data", str(root), "--out", str(models), "--runs", str(runs), "--batch-size", "2", "--epochs", "2", "--no-formats"]
+    cv = train_voice.main(["--folds", "2", "--cv-only", "--name", "tiny_cv", "--mixup", "0.2", "--deltas", *common])
+    assert [f["actors"] for f in cv["cv"]["folds"]] == [list(range(1, 9)), list(range(9, 17))]
+    assert [f["n"] for f in cv["cv"]["folds"]] == [2, 2] and not (models / "tiny_cv.json").exists()  # actors 17-20 untouched
+    assert set(cv["cv"]["window_combiners"]) == {"mean", "geometric", "max_confidence"}
+
+    card = train_voice.main(["--folds", "2", "--name", "tiny_cv", "--resume", "--serve", "--mixup", "0.2", "--deltas", *common])
+    assert "resumed after epoch 2" in (runs / "tiny_cv" / "train.log").read_text()  # the CV run's folds are reused
+    assert card["kind"] == "ensemble" and [m["name"] for m in card["members"]] == ["tiny_cv_f1", "tiny_cv_f2"]
+    assert card["metrics"]["test"]["n"] == 2 and "## Folds" in (models / "tiny_cv.md").read_text()
+    assert json.loads((models / "registry.json").read_text())["voice"] == "tiny_cv"
+    registry.clear_cache()
+    model = registry.get_model("tiny_cv", task="voice", directory=models)
+    from recognition.inference import voice
+
+    result = voice.analyse_signal(audio.decode_audio(clips[0].read_bytes()), model)
+    assert result["model"]["name"] == "tiny_cv" and sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    registry.clear_cache()

@@ -1,0 +1,177 @@
+"""Choose and write the served face ensemble, on the validation split only.
+
+    python -m training.face_ensemble --candidates face_vgg face_cnn --name face_ensemble [--serve]
+
+Every non-empty subset of the candidate models, with and without test-time horizontal flip, is
+scored on the validation split that every face model was trained without (10% of FER2013
+Training, stratified, seed 1337: ``training.data.stratified_split``). The best one (ties: fewer
+members, then no flip, as it is cheaper) is written as an ensemble card (``"kind": "ensemble"``,
+members with sha256, ``tta``), its temperature fitted on the validation split; PublicTest is then
+scored once through ``registry.get_model`` and ``training.evaluate`` (the serving code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from recognition.inference.labels import FACE_EMOTIONS
+from recognition.inference.preprocessing import faces_to_input
+from training import data as datasets
+from training.common import next_version
+from training.metrics import fit_temperature, markdown_confusion, summarise
+
+
+def validation_split(train: Path, fraction: float = 0.1, seed: int = 1337) -> tuple[np.ndarray, np.ndarray]:
+    """The face trainers' validation faces (uint8) and labels: same split, same seed."""
+    x, y = datasets.load_face_arrays(train)
+    _, val_idx = datasets.stratified_split(y, fraction, seed)
+    return x[val_idx], y[val_idx]
+
+
+def candidate_table(names: list[str], x: np.ndarray, y: np.ndarray, directory: Path | None, max_members: int) -> list[dict]:
+    """Validation accuracy of every subset (up to ``max_members``) with and without flip."""
+    from recognition.inference import registry
+
+    inputs = faces_to_input(x)
+    outputs = {}
+    for name in names:
+        model = registry.get_model(name, directory=directory)
+        if model.classes != list(FACE_EMOTIONS):
+            raise SystemExit(f"{name}: classes {model.classes} are not {list(FACE_EMOTIONS)}")
+        plain = np.concatenate([model.predict(inputs[i : i + 512]) for i in range(0, len(inputs), 512)])
+        flipped = np.concatenate([model.predict(inputs[i : i + 512, :, ::-1]) for i in range(0, len(inputs), 512)])
+        outputs[name] = (plain, flipped)
+    rows = []
+    for k in range(1, min(max_members, len(names)) + 1):
+        for subset in itertools.combinations(names, k):
+            for flip in (False, True):
+                p = np.mean([outputs[n][0] for n in subset] + ([outputs[n][1] for n in subset] if flip else []), axis=0)
+                rows.append({"members": list(subset), "hflip": flip, "validation_accuracy": round(float((p.argmax(1) == y).mean()), 4), "_p": p})
+    return rows
+
+
+def choose(rows: list[dict]) -> dict:
+    return max(rows, key=lambda r: (r["validation_accuracy"], -len(r["members"]), not r["hflip"]))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--candidates", nargs="+", required=True, help="face model names in --models-dir")
+    parser.add_argument("--name", default="face_ensemble")
+    parser.add_argument("--models-dir", type=Path, default=datasets.REPO / "models")
+    parser.add_argument("--train", type=Path, default=datasets.DEFAULT_FER / "train", help="FER2013 train folder (the validation split is carved from it)")
+    parser.add_argument("--test", type=Path, default=datasets.DEFAULT_FER / "test", help="PublicTest folder, scored once for the chosen ensemble")
+    parser.add_argument("--max-members", type=int, default=3)
+    parser.add_argument("--serve", action="store_true", help="name the ensemble as the served face model")
+    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from recognition.inference import registry
+    from recognition.inference.registry import apply_temperature, write_card
+    from training.evaluate import evaluate_face
+
+    started = time.time()
+    directory = args.models_dir
+    x_val, y_val = validation_split(args.train)
+    rows = candidate_table(args.candidates, x_val, y_val, directory, args.max_members)
+    best = choose(rows)
+    for row in sorted(rows, key=lambda r: -r["validation_accuracy"]):
+        print(f"{row['validation_accuracy']:.4f}  {'+'.join(row['members'])}{' +flip' if row['hflip'] else ''}", file=sys.stderr)
+    temperature = fit_temperature(best["_p"], y_val)
+    val_metrics = summarise(apply_temperature(best["_p"], temperature), y_val, FACE_EMOTIONS)
+    members = [registry.get_model(n, directory=directory) for n in best["members"]]
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    card = {
+        "name": args.name,
+        "task": "face",
+        "kind": "ensemble",
+        "version": next_version(directory / f"{args.name}.json", today.replace("-", ".")),
+        "architecture": " + ".join(m.card.get("architecture", m.name) for m in members) + (" (with mirror images)" if best["hflip"] else ""),
+        "members": [{"name": m.name, "version": m.version, "sha256": m.card["sha256"], "test_accuracy": m.card.get("metrics", {}).get("test", {}).get("accuracy")} for m in members],
+        "tta": ["hflip"] if best["hflip"] else [],
+        "classes": list(FACE_EMOTIONS),
+        "input": members[0].card["input"],
+        "parameters": int(sum(m.card.get("parameters", 0) for m in members)),
+        "temperature": round(float(temperature), 4),
+        "data": {
+            "selection": f"every subset of {args.candidates} (up to {args.max_members}), with and without horizontal flip, scored on the validation split; the best chosen",
+            "validation": f"{len(y_val)} images from FER2013 Training (10% stratified, seed 1337), never trained on by any member; chooses the members and fits the temperature",
+            "test": "FER2013 PublicTest, scored once for the chosen ensemble",
+        },
+        "selection": [{k: v for k, v in r.items() if k != "_p"} for r in sorted(rows, key=lambda r: -r["validation_accuracy"])],
+        "metrics": {"validation_accuracy": val_metrics["accuracy"], "validation_ece": val_metrics["ece"]},
+        "training": {"command": f"python -m training.face_ensemble {' '.join(argv)}", "device": "members: see their cards"},
+        "date": today,
+    }
+    write_card(card, directory)
+    registry.clear_cache()
+    test = evaluate_face(args.test, args.name, directory=directory)
+    card["metrics"]["test"] = {k: test[k] for k in ("accuracy", "n", "per_class_recall", "confusion", "ece")}
+    card["metrics"]["seconds"] = round(time.time() - started, 1)
+    write_card(card, directory, markdown=card_markdown(card))
+    if args.serve:
+        path = directory / "registry.json"
+        served = json.loads(path.read_text()) if path.exists() else {}
+        served["face"] = args.name
+        path.write_text(json.dumps(served, indent=2) + "\n")
+    print(json.dumps({"chosen": card["members"], "tta": card["tta"], "validation_accuracy": best["validation_accuracy"],
+                      "test_accuracy": test["accuracy"], "test_ece": test["ece"], "temperature": card["temperature"]}))
+    return card
+
+
+def card_markdown(card: dict) -> str:
+    test = card["metrics"]["test"]
+    recall = "\n".join(f"| {k} | {v:.3f} |" if v is not None else f"| {k} | n/a |" for k, v in test["per_class_recall"].items())
+    members = "\n".join(
+        f"| `{m['name']}` | {m['version']} | {m['test_accuracy']:.4f} | `{m['sha256']}` |" for m in card["members"]
+    )
+    selection = "\n".join(f"| {' + '.join(r['members'])} | {'yes' if r['hflip'] else 'no'} | {r['validation_accuracy']:.4f} |" for r in card["selection"])
+    return f"""# Model card: {card['name']} (ensemble), version {card['version']}
+
+Facial-expression classifier: one 48x48 grey face crop -> probabilities over {', '.join(card['classes'])}:
+the mean of the members' calibrated probabilities{' over the face and its mirror image' if card['tta'] else ''},
+then temperature T={card['temperature']} (fitted on validation).
+
+- **Test accuracy (FER2013 PublicTest, scored once)**: {test['accuracy']:.4f} on {test['n']} images
+- **Expected calibration error** (15 bins): {test['ece']:.4f}
+- **Validation accuracy** (chooses the members): {card['metrics']['validation_accuracy']:.4f}
+- **Data**: {card['data']['validation']}. Test: {card['data']['test']}.
+- **Parameters**: {card['parameters']:,} in all
+- **Command**: `{card['training']['command']}`
+- **Date**: {card['date']}
+
+## Members (each has its own card: data, training, sha256)
+| model | version | its own PublicTest accuracy | sha256 |
+|---|---|---|---|
+{members}
+
+## Selection on validation (every subset, with and without flip)
+| members | flip | validation accuracy |
+|---|---|---|
+{selection}
+
+## Per-class recall (PublicTest)
+| class | recall |
+|---|---|
+{recall}
+
+## Confusion matrix (PublicTest, rows true, columns predicted)
+{markdown_confusion(test['confusion'], card['classes'])}
+
+## Limits
+FER2013 is low-resolution, mostly frontal, web-scraped faces with label noise (human accuracy
+about 65%). Expect lower accuracy on profile faces, occlusions, children and poor lighting.
+Licence of the training data: research use (ICML 2013 challenge); not for commercial use.
+Reproduce the test numbers: `python -m training.evaluate face --data ../shared/datasets/fer2013/test --model {card['name']}`.
+"""
+
+
+if __name__ == "__main__":
+    main()
