@@ -171,6 +171,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
+# Load and warm the served models when a worker process or the web server starts
+# (recognition/warmup.py), so the first job is not the slow one. A prefork child warms before it
+# reports itself up, which takes longer than Celery's default 4 s allowance.
+WARM_UP_MODELS = env.bool("WARM_UP_MODELS", default=True)
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env.float(
+    "CELERY_WORKER_PROC_ALIVE_TIMEOUT", default=120.0
+)
 # Queue the site sends to and workers read by default (separate deployments sharing a Redis).
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
 # Celery beat (`celery -A emotionsite beat`, or `worker -B` for a single worker) re-sends
