@@ -30,7 +30,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import exports, media, selectors, services
+from .. import exports, media, selectors, services, timelines
 from ..forms import HistoryFilterForm, UploadForm
 from ..media import MediaRejected
 
@@ -236,23 +236,6 @@ def _face_overlay(result: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _timeline(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Voice windows as positions on a strip (percent of the recording)."""
-    duration = float(result.get("duration") or 0) or max(
-        (float(w.get("end") or 0) for w in result.get("windows") or []), default=0
-    )
-    if not duration:
-        return []
-    return [
-        {
-            **w,
-            "left": round(100 * float(w["start"]) / duration, 3),
-            "width": round(100 * (float(w["end"]) - float(w["start"])) / duration, 3),
-        }
-        for w in result.get("windows") or []
-    ]
-
-
 def _live_timeline(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Live-session points ``{t, emotion}`` every ``timeline_step`` s as strip positions."""
     step = float(result.get("timeline_step") or 1.0)
@@ -281,9 +264,11 @@ def _result_context(analysis: Any) -> dict[str, Any]:
         context["overlay"] = _face_overlay(result)
     elif analysis.kind == "audio":
         context["voice_ranked"] = _sorted_probabilities(result.get("probabilities"))
-        context["timeline"] = _timeline(result)
+        context["timeline"] = timelines.voice_spans(result)
         context["needs_chart"] = (
-            analysis.status == "done" and len(context["timeline"]) > 1
+            analysis.status == "done"
+            and bool(result.get("speech"))
+            and bool(context["timeline"])
         )
     elif analysis.kind == "live":
         context["live_distribution"] = _sorted_probabilities(result.get("distribution"))
@@ -315,7 +300,7 @@ def analysis_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 "id": analysis.pk,
                 "status": analysis.status,
                 "statusUrl": reverse("analysis-status"),
-                "windows": (analysis.result or {}).get("windows") or [],
+                "spans": context["timeline"] if analysis.kind == "audio" else [],
             },
         },
     )

@@ -35,16 +35,16 @@
     player.play().catch(() => {});
   }));
 
+  // The chart runs from 0 to the end of the recording, one flat span per window.
   const canvas = document.getElementById("timeline-chart");
-  if (canvas && window.Chart && config.windows.length) {
-    const labels = Object.keys(config.windows.find((w) => w.probabilities)?.probabilities || {});
-    Emotions.probabilityChart(canvas, {
+  if (canvas && window.Chart && config.spans.length) {
+    const labels = Object.keys(config.spans.find((s) => Object.keys(s.probabilities || {}).length)?.probabilities || {});
+    Emotions.spanChart(canvas, {
       labels,
-      xs: config.windows.map((w) => ((Number(w.start) + Number(w.end)) / 2).toFixed(1)),
-      rows: config.windows.map((w) => w.probabilities),
+      spans: config.spans,
       onPick(i) {
         if (!player) return;
-        player.currentTime = Number(config.windows[i].start) || 0;
+        player.currentTime = Number(config.spans[i].start) || 0;
         player.play().catch(() => {});
       },
     });

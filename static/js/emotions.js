@@ -47,5 +47,58 @@
       },
     });
   }
-  window.Emotions = { color, pct, probabilityChart };
+  // Step chart of each emotion's probability over spans of time on a linear axis from the
+  // first span's start to the last one's end (e.g. 0 to the end of a recording); spans:
+  // [{start, end, probabilities: {label: p} (empty: no value)}]; onPick(index of the span).
+  function spanChart(canvas, { labels, spans, onPick }) {
+    const first = Number(spans[0].start);
+    const last = Number(spans[spans.length - 1].end);
+    const has = (s) => s.probabilities && Object.keys(s.probabilities).length && s.emotion !== null;
+    return new Chart(canvas, {
+      type: "line",
+      data: {
+        datasets: labels.map((label) => ({
+          label,
+          data: spans.flatMap((s) => {
+            const y = has(s) ? s.probabilities[label] : null;
+            return [{ x: Number(s.start), y }, { x: Number(s.end), y }];
+          }),
+          borderColor: color(label),
+          backgroundColor: color(label, 0.15),
+          tension: 0,
+          pointRadius: 0,
+          spanGaps: false,
+        })),
+      },
+      options: {
+        maintainAspectRatio: false,
+        animation: false,
+        interaction: { mode: "index", intersect: false },
+        scales: {
+          x: { type: "linear", min: first, max: last, title: { display: true, text: "seconds" },
+               ticks: { callback: (v) => `${Number(v).toFixed(1)}` } },
+          y: { min: 0, max: 1, ticks: { callback: (v) => `${Math.round(v * 100)}%` } },
+        },
+        plugins: {
+          legend: { position: "bottom", labels: { boxWidth: 12 } },
+          tooltip: {
+            callbacks: {
+              title: (items) => {
+                const s = spans[Math.floor(items[0].dataIndex / 2)];
+                return `${Number(s.start).toFixed(1)}–${Number(s.end).toFixed(1)} s`;
+              },
+              label: (c) => `${c.dataset.label}: ${pct(c.parsed.y)}`,
+            },
+          },
+        },
+        onClick(evt, elements, chart) {
+          if (!onPick) return;
+          const t = chart.scales.x.getValueForPixel(evt.x);
+          const i = spans.findIndex((s) => t < Number(s.end));
+          onPick(i < 0 ? spans.length - 1 : i);
+        },
+      },
+    });
+  }
+  window.Emotions = { color, pct, probabilityChart, spanChart };
 })();
