@@ -170,6 +170,17 @@ _VIDEO_TYPES = {
     "avi": ("avi", "video/x-msvideo"),
 }
 _AUDIO_TYPES = {"mp4": ("m4a", "audio/mp4"), "mov": ("m4a", "audio/mp4")}
+# The sound formats sniff() names (it returns them inline).
+_SOUND_CONTENT_TYPES = ("audio/wav", "audio/flac", "audio/ogg", "audio/webm", "audio/x-matroska",
+                        "audio/mpeg", "audio/aac", "audio/mp4")  # fmt: skip
+# Every content type an accepted upload is stored, and served back, with (the API schema lists them).
+UPLOAD_CONTENT_TYPES = tuple(
+    sorted(
+        {content_type for _, content_type in _IMAGE_TYPES.values()}
+        | set(_SOUND_CONTENT_TYPES)
+        | {content_type for _, content_type in _VIDEO_TYPES.values()}
+    )
+)
 
 
 # --- inspection ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import IO
 
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 64 * 1024
@@ -87,7 +87,12 @@ class RangeRequestsMiddleware:
             return response  # not a single byte range: the whole file is a valid answer
         if byte_range is None:
             fh.close()
-            refused = HttpResponse(status=416)
+            # The API's one error shape (the API's media route answers this too).
+            refused = JsonResponse(
+                {"error": {"status": 416, "code": "range_not_satisfiable",
+                           "message": f"The range is outside the file ({size} bytes)."}},
+                status=416,
+            )  # fmt: skip
             refused["Content-Range"] = f"bytes */{size}"
             refused["Accept-Ranges"] = "bytes"
             return refused

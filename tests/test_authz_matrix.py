@@ -76,7 +76,7 @@ ROUTES: dict[str, str] = {
     "api/v1/export.json": API_ACCOUNT,
     "api/v1/models/": API_ACCOUNT,
     "api/v1/stats/": API_ACCOUNT,
-    "api/v1/^.*$": API_PUBLIC,  # the JSON 404 for unknown API paths
+    "api/v1/^": API_PUBLIC,  # the JSON 404 for unknown API paths (newlines included)
     "api/schema/": PUBLIC,
     "api/docs/": PUBLIC,
     "api/redoc/": PUBLIC,

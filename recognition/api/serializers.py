@@ -92,14 +92,19 @@ class UploadQuerySerializer(serializers.Serializer):
 
 class AnalysisFilterSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Analysis.Kind.choices, required=False)
-    emotion = serializers.CharField(
-        required=False, max_length=16, help_text="Headline emotion, e.g. `happy`."
+    emotion = serializers.RegexField(
+        r"^[a-z]+$",
+        required=False,
+        max_length=16,
+        help_text="Headline emotion as the models name it (lower case), e.g. `happy`.",
     )
     date_from = serializers.DateField(
         required=False, help_text="Created on or after this day (YYYY-MM-DD, UTC)."
     )
     date_to = serializers.DateField(
-        required=False, help_text="Created on or before this day (YYYY-MM-DD, UTC)."
+        required=False,
+        help_text="Created on or before this day (YYYY-MM-DD, UTC). Not before `date_from`: "
+        "such a pair answers 400.",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -112,6 +117,30 @@ class AnalysisFilterSerializer(serializers.Serializer):
                 {"date_to": ["Must not be before date_from."]}
             )
         return attrs
+
+
+class PageQuerySerializer(serializers.Serializer):
+    """The list's paging parameters, validated as the schema states (not silently defaulted)."""
+
+    page = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Page number, from 1. A page past the last one answers 404.",
+    )
+    page_size = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=100,
+        help_text="Analyses per page, 1 to 100 (default 20).",
+    )
+
+
+class MediaQuerySerializer(serializers.Serializer):
+    download = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="`true`: sent as an attachment (`Content-Disposition: attachment`).",
+    )
 
 
 # ----------------------------------------------------------------------------- results (schema only)

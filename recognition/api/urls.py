@@ -23,5 +23,5 @@ urlpatterns = [
     path("export.json", views.ExportJsonView.as_view(), name="export-json"),
     path("models/", views.ModelsView.as_view(), name="models"),
     path("stats/", views.StatsView.as_view(), name="stats"),
-    re_path(r"^.*$", not_found, name="not-found"),
+    re_path(r"^", not_found, name="not-found"),  # any rest, newlines included
 ]

@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiRequest, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import NotFound
@@ -35,7 +35,9 @@ from .serializers import (
     AnalysisSerializer,
     CredentialsSerializer,
     ErrorSerializer,
+    MediaQuerySerializer,
     ModelCardSerializer,
+    PageQuerySerializer,
     StatsSerializer,
     TokenSerializer,
     UploadQuerySerializer,
@@ -48,12 +50,37 @@ FINISHED = (Analysis.Status.DONE, Analysis.Status.FAILED)
 MULTIPART_SLACK = 64 * 1024
 
 
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Schema entries for the error statuses an endpoint can answer."""
+ERROR_MEANINGS = {
+    400: "Bad parameter or body, or a damaged file (`fields` names the inputs).",
+    401: "No, invalid or revoked token.",
+    404: "Not found, or not yours.",
+    413: "Too large: bytes, pixels or duration over the limits.",
+    415: "Not a supported photo, recording or video.",
+    416: "The requested byte range is outside the file.",
+    429: "Throttled; retry after `Retry-After` seconds.",
+}
+# The file route answers with the file's own type: what the upload was stored with.
+MEDIA_CONTENT_TYPES = (*media.UPLOAD_CONTENT_TYPES, "application/octet-stream")
+
+
+def errors(*codes: int, **meanings: str) -> dict[int, OpenApiResponse]:
+    """Schema entries for the error statuses an endpoint can answer (``meanings``: ``e404="..."``
+    where an endpoint's reason differs from the usual one)."""
     return {
-        code: OpenApiResponse(ErrorSerializer, description=f"Error ({code}).")
+        code: OpenApiResponse(
+            ErrorSerializer,
+            description=meanings.get(
+                f"e{code}", ERROR_MEANINGS.get(code, f"Error ({code}).")
+            ),
+        )
         for code in codes
     }
+
+
+def query_of(request: Request) -> dict[str, str]:
+    """The query string as plain values (the last of repeated ones), so that an empty value
+    (``?kind=``) is validated like any other, not taken for an absent one (DRF's HTML-form rule)."""
+    return request.query_params.dict()
 
 
 class ApiView(APIView):
@@ -164,8 +191,16 @@ class TokenRevokeView(ApiView):
 
 
 class AnalysisPagination(PageNumberPagination):
+    """``page`` and ``page_size`` are validated as the schema types them (400 when not), where
+    DRF would fall back to defaults; a page past the last one still answers 404."""
+
     page_size_query_param = "page_size"
     max_page_size = 100
+    last_page_strings = ()  # `page` is an integer
+
+    def paginate_queryset(self, queryset, request: Request, view=None):
+        PageQuerySerializer(data=query_of(request)).is_valid(raise_exception=True)
+        return super().paginate_queryset(queryset, request, view)
 
 
 def wait_until_finished(analysis: Analysis, seconds: float) -> Analysis:
@@ -201,14 +236,17 @@ class AnalysisListView(ApiView):
     @extend_schema(
         operation_id="analyses_list",
         tags=["analyses"],
-        parameters=[AnalysisFilterSerializer],
-        responses={200: AnalysisSerializer(many=True), **errors(400, 401, 429)},
+        parameters=[AnalysisFilterSerializer, PageQuerySerializer],
+        responses={
+            200: AnalysisSerializer(many=True),
+            **errors(400, 401, 404, 429, e404="`page` is past the last page."),
+        },
         summary="List your analyses",
         description="Newest first, paginated (`page`, `page_size` up to 100), filtered by kind, "
         "headline emotion and creation day.",
     )
     def get(self, request: Request) -> Response:
-        filters = AnalysisFilterSerializer(data=request.query_params)
+        filters = AnalysisFilterSerializer(data=query_of(request))
         filters.is_valid(raise_exception=True)
         analyses = selectors.analyses_for(request.user, **filters.validated_data)
         paginator = self.pagination_class()
@@ -221,7 +259,14 @@ class AnalysisListView(ApiView):
         operation_id="analyses_create",
         tags=["analyses"],
         parameters=[UploadQuerySerializer],
-        request={"multipart/form-data": UploadSerializer},
+        request={
+            "multipart/form-data": OpenApiRequest(
+                UploadSerializer,
+                encoding={
+                    "file": {"contentType": ", ".join(media.UPLOAD_CONTENT_TYPES)}
+                },
+            )
+        },
         responses={
             201: OpenApiResponse(
                 AnalysisSerializer,
@@ -231,14 +276,25 @@ class AnalysisListView(ApiView):
                 AnalysisSerializer,
                 description="Accepted; poll `url` until `status` is done or failed.",
             ),
-            **errors(400, 401, 413, 415, 429),
+            **errors(
+                400,
+                401,
+                404,
+                413,
+                415,
+                429,
+                e400="No file, an empty file, a damaged or undecodable one, or a bad `wait`.",
+                e404="The analysis was deleted while waiting for it.",
+            ),
         },
         summary="Upload a photo, recording or video for analysis",
-        description="The kind is read from the file's bytes. Without `wait` the answer is 202 at once; "
-        "with `wait=N` it comes when the analysis finishes (201) or after N seconds (202).",
+        description="The kind is read from the file's bytes, whatever the part's name or type says: "
+        "a file none of the listed formats is refused with 415, an empty or damaged one with 400, "
+        "one over the size, pixel or duration limits with 413. Without `wait` the answer is 202 at "
+        "once; with `wait=N` it comes when the analysis finishes (201) or after N seconds (202).",
     )
     def post(self, request: Request) -> Response:
-        query = UploadQuerySerializer(data=request.query_params)
+        query = UploadQuerySerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         upload = UploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
@@ -288,33 +344,44 @@ class AnalysisDetailView(ApiView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def file_responses(status_code: int, description: str) -> dict:
+    """One schema entry per content type the uploaded file can be served with."""
+    return {
+        (status_code, content_type): OpenApiResponse(
+            OpenApiTypes.BINARY, description=description
+        )
+        for content_type in MEDIA_CONTENT_TYPES
+    }
+
+
 class AnalysisMediaView(ApiView):
     content_negotiation_class = AnyContentNegotiation
 
     @extend_schema(
         operation_id="analyses_media",
         tags=["analyses"],
-        parameters=[
-            OpenApiParameter(
-                "download", OpenApiTypes.BOOL, description="Send as an attachment."
-            )
-        ],
+        parameters=[MediaQuerySerializer],
         responses={
-            (200, "application/octet-stream"): OpenApiResponse(
-                OpenApiTypes.BINARY, description="The uploaded file."
+            **file_responses(200, "The uploaded file, with the type it was stored as."),
+            **file_responses(206, "The byte range asked for with `Range: bytes=a-b`."),
+            **errors(
+                400,
+                401,
+                404,
+                416,
+                429,
+                e404="Not found, not yours, or it has no file (live sessions).",
             ),
-            **errors(401, 404, 429),
         },
         summary="The file you uploaded",
+        description="Served with the content type read from its bytes at upload. Answers single "
+        "byte ranges (`Range`, 206; 416 outside the file), as media players need to seek.",
     )
     def get(self, request: Request, pk: int) -> HttpResponse:
+        query = MediaQuerySerializer(data=query_of(request))
+        query.is_valid(raise_exception=True)
         analysis = selectors.get_analysis_for(request.user, pk)
-        download = request.query_params.get("download", "").lower() in {
-            "1",
-            "true",
-            "yes",
-        }
-        return media.serve(analysis, download=download)
+        return media.serve(analysis, download=query.validated_data["download"])
 
 
 # ----------------------------------------------------------------------------- export, stats, models
