@@ -61,6 +61,8 @@ def assert_error(response, status: int, field: str | None = None) -> dict:
     [
         ({"page": 0}, "page"),
         ({"page": "last"}, "page"),
+        ({"page": "5_0"}, "page"),
+        ({"page": "1.0"}, "page"),
         ({"page_size": 0}, "page_size"),
         ({"page_size": 101}, "page_size"),
         ({"page_size": "null"}, "page_size"),
@@ -68,7 +70,11 @@ def assert_error(response, status: int, field: str | None = None) -> dict:
         ({"emotion": ""}, "emotion"),
         ({"emotion": "ha\x00ppy"}, "emotion"),
         ({"emotion": "Happy"}, "emotion"),
+        ({"emotion": "happy\n"}, "emotion"),
+        ({"emotion": " happy"}, "emotion"),
         ({"date_from": ""}, "date_from"),
+        ({"date_from": "2026-1-1"}, "date_from"),
+        ({"date_to": "2026-01-01\n"}, "date_to"),
         ({"date_from": "2026-02-02", "date_to": "2026-02-01"}, "date_to"),
     ],
 )
@@ -92,7 +98,10 @@ def test_list_parameters_inside_their_schema_are_accepted(alice_api, photo):
 
 
 def test_upload_query_and_an_empty_body_answer_json_400(alice_api):
-    assert_error(alice_api.post(f"{API}/analyses/?wait="), 400, "wait")
+    for wait in ("", "1_0", " 5", "nan", "-1"):
+        assert_error(
+            alice_api.post(f"{API}/analyses/", QUERY_STRING=f"wait={wait}"), 400, "wait"
+        )
     boundary = "c637e12e2b1a998d80d1b087531af51c"
     empty = alice_api.generic(
         "POST",
@@ -103,7 +112,7 @@ def test_upload_query_and_an_empty_body_answer_json_400(alice_api):
     assert_error(empty, 400, "file")
 
 
-@pytest.mark.parametrize("value", ["null", "", "maybe"])
+@pytest.mark.parametrize("value", ["null", "", "maybe", "yes", "on", "t"])
 def test_download_must_be_a_boolean(alice_api, photo, value):
     assert_error(
         alice_api.get(f"{API}/analyses/{photo.pk}/media/", {"download": value}),
@@ -114,7 +123,13 @@ def test_download_must_be_a_boolean(alice_api, photo, value):
 
 @pytest.mark.parametrize(
     ("value", "disposition"),
-    [("true", "attachment"), ("1", "attachment"), ("false", "inline")],
+    [
+        ("true", "attachment"),
+        ("TRUE", "attachment"),
+        ("1", "attachment"),
+        ("false", "inline"),
+        ("0", "inline"),
+    ],
 )
 def test_download_values_and_the_served_type(alice_api, photo, value, disposition):
     response = alice_api.get(f"{API}/analyses/{photo.pk}/media/", {"download": value})

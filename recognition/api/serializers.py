@@ -6,7 +6,8 @@ the ``*Result`` serializers below only describe that shape for the OpenAPI schem
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -67,6 +68,53 @@ class TokenSerializer(serializers.Serializer):
     )
 
 
+# ----------------------------------------------------------------------------- query fields
+# Query values read exactly as the schema types them. DRF's own fields are lenient where a
+# schema-driven client is not: "5_0" or "5.0" as an integer, "2026-1-1\n" as a date, "yes" or
+# "on" as a boolean, "happy\n" trimmed to a valid word. Each of these answers 400 here.
+
+
+class QueryIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data: Any) -> int:
+        if not (isinstance(data, int) or re.fullmatch(r"-?[0-9]{1,18}", str(data))):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class QueryFloatField(serializers.FloatField):
+    def to_internal_value(self, data: Any) -> float:
+        number = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
+        if not (isinstance(data, (int, float)) or re.fullmatch(number, str(data))):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class QueryDateField(serializers.DateField):
+    def to_internal_value(self, value: Any) -> Any:
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", str(value)):
+            self.fail("invalid", format="YYYY-MM-DD")
+        return super().to_internal_value(value)
+
+
+class QueryBooleanField(serializers.BooleanField):
+    """``true``/``false`` (any case) or ``1``/``0``: how a URL spells a boolean."""
+
+    SPELLINGS: ClassVar[dict[str, bool]] = {
+        "true": True,
+        "1": True,
+        "false": False,
+        "0": False,
+    }
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, bool):
+            return data
+        value = self.SPELLINGS.get(str(data).lower())
+        if value is None:
+            self.fail("invalid", input=data)
+        return value
+
+
 # ----------------------------------------------------------------------------- uploads and filters
 
 
@@ -78,7 +126,7 @@ class UploadSerializer(serializers.Serializer):
 
 
 class UploadQuerySerializer(serializers.Serializer):
-    wait = serializers.FloatField(
+    wait = QueryFloatField(
         required=False,
         default=0.0,
         min_value=0.0,
@@ -96,16 +144,23 @@ class AnalysisFilterSerializer(serializers.Serializer):
         r"^[a-z]+$",
         required=False,
         max_length=16,
+        trim_whitespace=False,
         help_text="Headline emotion as the models name it (lower case), e.g. `happy`.",
     )
-    date_from = serializers.DateField(
+    date_from = QueryDateField(
         required=False, help_text="Created on or after this day (YYYY-MM-DD, UTC)."
     )
-    date_to = serializers.DateField(
+    date_to = QueryDateField(
         required=False,
         help_text="Created on or before this day (YYYY-MM-DD, UTC). Not before `date_from`: "
         "such a pair answers 400.",
     )
+
+    def validate_emotion(self, value: str) -> str:
+        # The pattern's "$" would also accept a trailing newline.
+        if not re.fullmatch(r"[a-z]+", value):
+            raise serializers.ValidationError("Lower-case letters only, e.g. happy.")
+        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if (
@@ -122,12 +177,12 @@ class AnalysisFilterSerializer(serializers.Serializer):
 class PageQuerySerializer(serializers.Serializer):
     """The list's paging parameters, validated as the schema states (not silently defaulted)."""
 
-    page = serializers.IntegerField(
+    page = QueryIntegerField(
         required=False,
         min_value=1,
         help_text="Page number, from 1. A page past the last one answers 404.",
     )
-    page_size = serializers.IntegerField(
+    page_size = QueryIntegerField(
         required=False,
         min_value=1,
         max_value=100,
@@ -136,7 +191,7 @@ class PageQuerySerializer(serializers.Serializer):
 
 
 class MediaQuerySerializer(serializers.Serializer):
-    download = serializers.BooleanField(
+    download = QueryBooleanField(
         required=False,
         default=False,
         help_text="`true`: sent as an attachment (`Content-Disposition: attachment`).",
