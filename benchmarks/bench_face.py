@@ -169,8 +169,26 @@ def classification_table(loaded: registry.LoadedModel, repeats: int) -> list[str
     return lines
 
 
+def alignment_table(repeats: int) -> list[str]:
+    """The crop step alone for the four faces of the 640x480 photo, upright and turned 20 degrees:
+    ``crop_face`` (the box) against ``align_face`` (eyes levelled from YuNet's landmarks)."""
+    from recognition.inference.preprocessing import align_face
+
+    lines = ["| crop step, 4 faces | crop_face (ms) | align_face (ms) | extra per face (ms) |", "|---|---|---|---|"]
+    for label, angle in (("upright (within 5 degrees: align_face crops as crop_face does)", 0), ("turned 20 degrees", 20)):
+        photo = photo_640x480()
+        if angle:
+            photo = cv2.warpAffine(photo, cv2.getRotationMatrix2D((320, 240), angle, 1.0), (640, 480), borderMode=cv2.BORDER_REPLICATE)
+        gray = to_gray(photo)
+        found = faces.detect_with_landmarks(photo)
+        plain = median_ms(lambda: [crop_face(gray, tuple(b)) for b, _, _ in found], repeats)
+        aligned = median_ms(lambda: [align_face(gray, tuple(b), lm) for b, _, lm in found], repeats)
+        lines.append(f"| {label}, {len(found)} found | {plain:.3f} | {aligned:.3f} | {(aligned - plain) / max(1, len(found)):.3f} |")
+    return lines
+
+
 def pipeline_table(loaded: registry.LoadedModel, repeats: int) -> list[str]:
-    km = loaded.keras_model
+    km = single(loaded).keras_model
     photo = photo_640x480()
     jpeg = cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
     n_faces = len(faces.detect_faces(photo))
@@ -184,7 +202,7 @@ def pipeline_table(loaded: registry.LoadedModel, repeats: int) -> list[str]:
 
     rows = [
         (
-            "served: analyze_image(array), one batch",
+            f"served ({loaded.name}): analyze_image(array), one batch",
             lambda: faces.analyze_image(photo, model=loaded.name),
         ),
         (
@@ -208,6 +226,9 @@ def pipeline_table(loaded: registry.LoadedModel, repeats: int) -> list[str]:
             ]
 
         rows.append(("classic: Haar + model.predict per face", classic_haar))
+    if single(loaded) is not loaded:  # an ensemble: its first member alone, same pipeline
+        member = single(loaded)
+        rows.append((f"one member alone ({member.name}): analyze_image(array)", lambda: faces.analyze_image(photo, model=member.name)))
     timings = [(name, median_ms(fn, repeats)) for name, fn in rows]
     base = timings[3][1]
     lines = [
@@ -220,6 +241,11 @@ def pipeline_table(loaded: registry.LoadedModel, repeats: int) -> list[str]:
             f"| classic: Haar + model.predict per face | n/a: OpenCV {cv2.__version__} has no Haar cascade (see compare_detectors.py) | |"
         )
     return lines
+
+
+def single(loaded):
+    """The model itself, or an ensemble's first member (the per-model rows need one network)."""
+    return loaded.members[0] if hasattr(loaded, "members") else loaded
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -237,13 +263,22 @@ def main(argv: list[str] | None = None) -> None:
 
     loaded = registry.get_model(args.model, task="face")
     load = os.getloadavg()[0]
+    members = getattr(loaded, "members", [loaded])
     print(
-        f"model {loaded.name} {loaded.version} ({loaded.keras_model.count_params():,} parameters); "
+        f"model {loaded.name} {loaded.version} ({', '.join(m.name for m in members)}; "
+        f"{sum(m.keras_model.count_params() for m in members):,} parameters"
+        f"{'; mirror images averaged' if getattr(loaded, 'flip', False) else ''}); "
         f"{os.cpu_count()} CPUs, load average {load:.1f}; median of {args.repeats} runs"
     )
-    print("\n".join(classification_table(loaded, args.repeats)))
+    print("\n".join(classification_table(single(loaded), args.repeats)))
+    if single(loaded) is not loaded:
+        print(f"(per-face rows: {single(loaded).name} alone; the ensemble's registry call:)")
+        x4 = faces_to_input(np.zeros((4, 48, 48), np.uint8))
+        print(f"| ensemble {loaded.name}.predict, batch 4 | {median_ms(lambda: loaded.predict(x4), args.repeats) / 4:.2f} ms per face |")
     print()
     print("\n".join(pipeline_table(loaded, args.repeats)))
+    print()
+    print("\n".join(alignment_table(args.repeats)))
 
 
 if __name__ == "__main__":

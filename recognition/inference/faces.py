@@ -3,7 +3,8 @@
 Detection uses YuNet (``models/face_detection_yunet.onnx``) through ``cv2.FaceDetectorYN``: one
 detector per thread (OpenCV's DNN nets are not safe to share between threads), images scaled
 to at most ``DETECT_MAX_SIDE`` for detection and boxes mapped back to the original pixels.
-Every face is cropped by ``preprocessing.crop_face`` (exactly as training prepared FER2013) and all
+Every face is cropped by ``preprocessing.align_face`` (eyes levelled from YuNet's landmarks, then
+framed as FER2013 frames its faces; ``crop_face`` for faces already upright) and all
 faces of an image go through the served model in one batch. The model is loaded once per process
 by ``registry``; its name, version and classes come from its card.
 """
@@ -22,7 +23,7 @@ import numpy as np
 from recognition.inference import registry
 from recognition.inference.errors import InvalidMedia
 from recognition.inference.images import DEFAULT_MAX_IMAGE_PIXELS, decode_image, setting
-from recognition.inference.preprocessing import crop_face, faces_to_input, to_gray
+from recognition.inference.preprocessing import align_face, faces_to_input, to_gray
 
 DETECTOR_FILE = "face_detection_yunet.onnx"
 # Chosen with benchmarks/compare_detectors.py (numbers in benchmarks/README.md): at 640-960 px
@@ -123,6 +124,17 @@ def detect_with_scores(
     max_side: int = DETECT_MAX_SIDE,
 ) -> list[tuple[Box, float]]:
     """[(box [x, y, w, h] in ``bgr``'s pixels, detector score)], left to right."""
+    return [(box, score) for box, score, _ in detect_with_landmarks(bgr, score_threshold=score_threshold, max_side=max_side)]
+
+
+def detect_with_landmarks(
+    bgr: np.ndarray,
+    *,
+    score_threshold: float = SCORE_THRESHOLD,
+    max_side: int = DETECT_MAX_SIDE,
+) -> list[tuple[Box, float, np.ndarray]]:
+    """[(box [x, y, w, h], detector score, (5, 2) landmarks: right eye, left eye, nose, right and
+    left mouth corner)], all in ``bgr``'s pixels, left to right."""
     bgr = as_bgr(bgr)
     height, width = bgr.shape[:2]
     long_side = max(height, width)
@@ -140,14 +152,15 @@ def detect_with_scores(
     detector = _detector(small.shape[1], small.shape[0])
     detector.setScoreThreshold(float(score_threshold))
     _, rows = detector.detect(small)
-    found: list[tuple[Box, float]] = []
+    found: list[tuple[Box, float, np.ndarray]] = []
     for row in rows if rows is not None else ():
         x0 = max(0, int(np.floor(row[0] / scale)))
         y0 = max(0, int(np.floor(row[1] / scale)))
         x1 = min(width, int(np.ceil((row[0] + row[2]) / scale)))
         y1 = min(height, int(np.ceil((row[1] + row[3]) / scale)))
         if x1 - x0 >= MIN_BOX_PX and y1 - y0 >= MIN_BOX_PX:
-            found.append(([x0, y0, x1 - x0, y1 - y0], float(row[-1])))
+            landmarks = np.asarray(row[4:14], dtype=np.float64).reshape(5, 2) / scale
+            found.append(([x0, y0, x1 - x0, y1 - y0], float(row[-1]), landmarks))
     return sorted(found, key=lambda item: (item[0][0], item[0][1]))
 
 
@@ -156,6 +169,13 @@ def detect_faces(
 ) -> list[Box]:
     """Boxes [x, y, w, h] (ints, original pixels) of every face in a BGR or grey image."""
     return [box for box, _ in detect_with_scores(bgr, score_threshold=score_threshold)]
+
+
+def face_crops(gray: np.ndarray, detections: Sequence[tuple[Box, float, np.ndarray | None]]) -> list[np.ndarray]:
+    """48x48 crops of detections, eyes levelled (``preprocessing.align_face``) unless the
+    ``FACE_ALIGN`` setting is off. Photos, live frames and video samples all crop here."""
+    align = bool(setting("FACE_ALIGN", True))
+    return [align_face(gray, tuple(box), landmarks if align else None) for box, _, landmarks in detections]
 
 
 def classify_faces(
@@ -187,13 +207,13 @@ def analyze_image(
     loaded_at = (
         time.perf_counter()
     )  # first call only: model loading is not detection time
-    detections = detect_with_scores(bgr)
+    detections = detect_with_landmarks(bgr)
     if len(detections) > MAX_FACES:
         keep = sorted(detections, key=lambda item: -item[1])[:MAX_FACES]
         detections = sorted(keep, key=lambda item: (item[0][0], item[0][1]))
     detected = time.perf_counter()
     gray = to_gray(bgr)
-    crops = [crop_face(gray, tuple(box)) for box, _ in detections]
+    crops = face_crops(gray, detections)
     probabilities = (
         classify_faces(crops, model=loaded.name)
         if crops
@@ -202,7 +222,7 @@ def analyze_image(
     classified = time.perf_counter()
     classes = loaded.classes
     faces = []
-    for (box, _), row in zip(detections, probabilities, strict=True):
+    for (box, _, _), row in zip(detections, probabilities, strict=True):
         best = int(np.argmax(row))
         faces.append(
             {

@@ -3,7 +3,7 @@
 Pictures: PyAV decodes the first video stream (rotation metadata applied, so boxes match what a
 browser shows) and keeps one frame every 1 / ``sample_fps`` seconds (settings.VIDEO_SAMPLE_FPS):
 a frame is taken when its time reaches the next slot, within half a source frame. Each kept frame
-goes through the photo pipeline's steps (``faces.detect_with_scores``, ``preprocessing.crop_face``,
+goes through the photo pipeline's steps (``faces.detect_with_landmarks``, ``faces.face_crops``,
 ``faces.classify_faces``; same detector, crops, model and labels as ``faces.analyze_image``), the
 faces of ``CLASSIFY_BATCH_FRAMES`` frames classified in one model call, and ``IoUTracker`` links
 boxes across frames so each person gets a track id: a box continues the unmatched track it overlaps most
@@ -42,7 +42,7 @@ import numpy as np
 
 from . import audio, faces, fusion, registry, voice
 from .errors import InvalidMedia
-from .preprocessing import crop_face, to_gray
+from .preprocessing import to_gray
 
 logger = logging.getLogger(__name__)
 
@@ -402,12 +402,12 @@ class FaceTimeline:
     def add(self, sample: Sample) -> None:
         """Detect and crop the faces of one sampled frame (classified with its batch)."""
         t0 = time.perf_counter()
-        detections = faces.detect_with_scores(sample.bgr)
+        detections = faces.detect_with_landmarks(sample.bgr)
         if len(detections) > faces.MAX_FACES:  # the detector's surest, as for photos
             detections = sorted(detections, key=lambda d: -d[1])[: faces.MAX_FACES]
         gray = to_gray(sample.bgr)
-        boxes = [box for box, _ in detections]
-        crops = [crop_face(gray, tuple(box)) for box in boxes]
+        boxes = [box for box, _, _ in detections]
+        crops = faces.face_crops(gray, detections)
         self.pending.append((sample.t, boxes, crops))
         self.elapsed_ms += (time.perf_counter() - t0) * 1000
         if len(self.pending) >= self.batch_frames:
