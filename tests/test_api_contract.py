@@ -178,7 +178,9 @@ def test_schema_lists_the_answers_the_api_gives(schema):
         "file"
     ]["contentType"]
     assert set(encoding.split(", ")) == set(media.UPLOAD_CONTENT_TYPES)
-    assert {"400", "404", "413", "415"} <= set(upload["responses"])
+    assert {"400", "403", "404", "413", "415"} <= set(upload["responses"])
+    # Session writes without the CSRF token answer 403 (tests/test_security.py).
+    assert "403" in paths["/api/v1/analyses/{id}/"]["delete"]["responses"]
 
     served = paths["/api/v1/analyses/{id}/media/"]["get"]
     assert {p["name"]: p["schema"]["type"] for p in served["parameters"]}[

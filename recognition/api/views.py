@@ -53,6 +53,7 @@ MULTIPART_SLACK = 64 * 1024
 ERROR_MEANINGS = {
     400: "Bad parameter or body, or a damaged file (`fields` names the inputs).",
     401: "No, invalid or revoked token.",
+    403: "A write with the session cookie but without the CSRF token.",
     404: "Not found, or not yours.",
     413: "Too large: bytes, pixels or duration over the limits.",
     415: "Not a supported photo, recording or video.",
@@ -165,7 +166,10 @@ class TokenView(ApiView):
         operation_id="auth_token_revoke",
         tags=["auth"],
         request=None,
-        responses={204: OpenApiResponse(description="Revoked."), **errors(401, 429)},
+        responses={
+            204: OpenApiResponse(description="Revoked."),
+            **errors(401, 403, 429),
+        },
         summary="Revoke the API token",
         description="Deletes the caller's token; requests with it then answer 401.",
     )
@@ -180,7 +184,10 @@ class TokenRevokeView(ApiView):
         operation_id="auth_token_revoke_post",
         tags=["auth"],
         request=None,
-        responses={204: OpenApiResponse(description="Revoked."), **errors(401, 429)},
+        responses={
+            204: OpenApiResponse(description="Revoked."),
+            **errors(401, 403, 429),
+        },
         summary="Revoke the API token (POST)",
     )
     def post(self, request: Request) -> Response:
@@ -279,6 +286,7 @@ class AnalysisListView(ApiView):
             **errors(
                 400,
                 401,
+                403,
                 404,
                 413,
                 415,
@@ -335,7 +343,7 @@ class AnalysisDetailView(ApiView):
         tags=["analyses"],
         responses={
             204: OpenApiResponse(description="Deleted, with its files."),
-            **errors(401, 404, 429),
+            **errors(401, 403, 404, 429),
         },
         summary="Delete one of your analyses and its files",
     )
