@@ -51,6 +51,11 @@ def _upload_refused(request: HttpRequest, message: str, status: int) -> HttpResp
     return render(request, "recognition/upload.html", _upload_context(), status=status)
 
 
+def _upload_limit_mb() -> str:
+    """The upload limit in MB as people read it: 25, or 0.3 for a limit under 1 MB."""
+    return f"{round(settings.MAX_UPLOAD_BYTES / (1024 * 1024), 1):g}"
+
+
 def _upload_context() -> dict[str, Any]:
     config = {
         "uploadUrl": reverse("upload"),
@@ -61,7 +66,7 @@ def _upload_context() -> dict[str, Any]:
         "upload_config": config,
         "form": UploadForm(),
         "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
-        "max_upload_mb": settings.MAX_UPLOAD_BYTES // (1024 * 1024),
+        "max_upload_mb": _upload_limit_mb(),
         "max_audio_seconds": int(settings.MAX_AUDIO_SECONDS),
         "video_supported": media.VIDEO in services.ANALYSERS,
     }
@@ -80,7 +85,8 @@ def upload(request: HttpRequest) -> HttpResponse:
             return _upload_refused(
                 request,
                 f"The upload is too large; the limit is "
-                f"{settings.MAX_UPLOAD_BYTES // (1024 * 1024)} MB per file.",
+                f"{_upload_limit_mb()} MB per file. Upload a smaller "
+                "file: a shorter recording or video, or a photo saved at a lower resolution.",
                 413,
             )
         try:

@@ -74,7 +74,8 @@
       const row = addRow(file);
       if (file.size === 0) { fail(row, "The file is empty."); continue; }
       if (file.size > config.maxBytes) {
-        fail(row, `The file is too large (${humanSize(file.size)}); the limit is ${humanSize(config.maxBytes)}.`);
+        fail(row, `The file is too large (${humanSize(file.size)}); the limit is ${humanSize(config.maxBytes)}. ` +
+          "Upload a smaller file: a shorter recording or video, or a photo saved at a lower resolution.");
         continue;
       }
       queue.push({ file, row });
@@ -141,7 +142,10 @@
         const faces = msg.kind === "image" ? el("span", "muted", ` · ${msg.face_count} face${msg.face_count === 1 ? "" : "s"} · `) : el("span", "muted", " · ");
         row.detail.append(emo, conf, faces, link);
       } else {
-        const none = el("span", "", msg.kind === "image" ? "No faces found · " : "No speech found · ");
+        const none = el("span", "", {
+          image: "No face found: try a well-lit photo with faces turned to the camera · ",
+          audio: "No speech heard: record again close to the microphone · ",
+        }[msg.kind] || "Nothing to show · ");
         row.detail.append(none, link);
       }
     } else if (msg.status === "failed") {
