@@ -263,7 +263,7 @@ def analyze_frame(payload: bytes, limits: LiveLimits) -> dict[str, Any]:
     started = time.perf_counter()
     image, width, height, scale = decode_frame(payload, limits)
     decoded = time.perf_counter()
-    analysis = faces.analyze_image(image)
+    analysis = faces.analyze_image(image, model=faces.live_model_name())
     timings = dict(analysis.get("timings") or {})
     timings["decode_ms"] = round(
         (decoded - started) * 1000 + float(timings.get("decode_ms") or 0.0), 2
@@ -356,7 +356,7 @@ def warm_up() -> None:
     try:
         from recognition.inference import faces
 
-        faces.analyze_image(np.zeros((120, 160, 3), np.uint8))
+        faces.analyze_image(np.zeros((120, 160, 3), np.uint8), model=faces.live_model_name())
         _warmed.set()
     except Exception as exc:  # noqa: BLE001 - a missing model is reported per frame, not here
         log.warning("live warm-up failed: %s", exc)

@@ -174,3 +174,26 @@ def test_cross_validated_voice_training_serves_the_fold_ensemble(tmp_path, monke
     result = voice.analyse_signal(audio.decode_audio(clips[0].read_bytes()), model)
     assert result["model"]["name"] == "tiny_cv" and sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
     registry.clear_cache()
+
+
+def test_live_frames_use_the_live_model_when_one_is_named(face_models, settings):
+    from recognition import live
+
+    registry.clear_cache()
+    write_ensemble(face_models, "both", ["face_vgg", "face_cnn"], ["hflip"])
+    settings.MODELS_DIR = face_models
+    import cv2
+
+    photo = cv2.imread(str(MEDIA / "test_image.jpg"))
+    frame = cv2.imencode(".jpg", cv2.resize(photo, (1024, 768), interpolation=cv2.INTER_AREA))[1].tobytes()  # a webcam-sized frame
+    try:
+        (face_models / "registry.json").write_text(json.dumps({"face": "both"}))
+        assert faces.live_model_name() is None
+        assert live.analyze_frame(frame, live.LiveLimits())["model"]["name"] == "both"
+        (face_models / "registry.json").write_text(json.dumps({"face": "both", "face_live": "face_vgg"}))
+        reply = live.analyze_frame(frame, live.LiveLimits())
+        assert reply["model"] == {"name": "face_vgg", "version": registry.load_card("face_vgg", face_models)["version"]}
+        assert len(reply["faces"]) >= 5
+        assert faces.analyze_image(frame)["model"]["name"] == "both"  # uploads keep the served ensemble
+    finally:
+        registry.clear_cache()

@@ -178,6 +178,16 @@ def face_crops(gray: np.ndarray, detections: Sequence[tuple[Box, float, np.ndarr
     return [align_face(gray, tuple(box), landmarks if align else None) for box, _, landmarks in detections]
 
 
+def live_model_name() -> str | None:
+    """The model for live webcam frames: ``registry.json``'s ``face_live`` when it names one (a
+    single network, when the served ``face`` model is an ensemble too slow for a webcam's frame
+    rate), else None: the served face model. Each reply's ``model`` says which served it."""
+    try:
+        return registry.served_name("face_live")
+    except registry.ModelUnavailable:
+        return None
+
+
 def classify_faces(
     gray_crops: Sequence[np.ndarray] | np.ndarray, *, model: str | None = None
 ) -> np.ndarray:
