@@ -178,6 +178,12 @@ def test_schema_lists_the_answers_the_api_gives(schema):
         "file"
     ]["contentType"]
     assert set(encoding.split(", ")) == set(media.UPLOAD_CONTENT_TYPES)
+    assert (
+        schema["components"]["schemas"]["UploadRequest"]["properties"]["file"][
+            "minLength"
+        ]
+        == 1
+    )
     assert {"400", "403", "404", "413", "415"} <= set(upload["responses"])
     # Session writes without the CSRF token answer 403 (tests/test_security.py).
     assert "403" in paths["/api/v1/analyses/{id}/"]["delete"]["responses"]

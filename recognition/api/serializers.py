@@ -118,8 +118,13 @@ class QueryBooleanField(serializers.BooleanField):
 # ----------------------------------------------------------------------------- uploads and filters
 
 
+@extend_schema_field({"type": "string", "format": "binary", "minLength": 1})
+class UploadFileField(serializers.FileField):
+    """An uploaded file, documented as non-empty (an empty one answers 400)."""
+
+
 class UploadSerializer(serializers.Serializer):
-    file = serializers.FileField(
+    file = UploadFileField(
         help_text="A photo (JPEG, PNG, WebP, HEIC...), a voice recording (WAV, FLAC, MP3, OGG...) or a "
         "video. The type is read from the file's bytes, not its name."
     )
