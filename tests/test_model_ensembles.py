@@ -197,3 +197,22 @@ def test_live_frames_use_the_live_model_when_one_is_named(face_models, settings)
         assert faces.analyze_image(frame)["model"]["name"] == "both"  # uploads keep the served ensemble
     finally:
         registry.clear_cache()
+
+
+@pytest.mark.django_db
+def test_the_models_api_lists_an_ensemble_available_only_with_all_member_files(face_models, settings, user):
+    from rest_framework.test import APIClient
+
+    write_ensemble(face_models, "both", ["face_vgg", "face_cnn"], ["hflip"])
+    card = registry.load_card("both", face_models)
+    registry.write_card({**card, "metrics": {"test": {"accuracy": 0.66, "ece": 0.03, "n": 3435}}}, face_models)
+    (face_models / "registry.json").write_text(json.dumps({"face": "both", "face_live": "face_vgg"}))
+    settings.MODELS_DIR = face_models
+    client = APIClient()
+    client.force_authenticate(user)
+    listed = {m["task"]: m for m in client.get("/api/v1/models/").json()}
+    assert listed["face"]["name"] == "both" and listed["face"]["available"] is True and listed["face"]["accuracy"] == 0.66
+    assert listed["face_live"]["name"] == "face_vgg" and listed["face_live"]["available"] is True
+    (face_models / "face_cnn.keras").unlink()
+    listed = {m["task"]: m for m in client.get("/api/v1/models/").json()}
+    assert listed["face"]["available"] is False and "face_cnn.keras" in listed["face"]["detail"]

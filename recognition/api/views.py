@@ -479,7 +479,12 @@ def model_summary(task: str, name: str) -> dict[str, Any]:
     except registry.ModelUnavailable as exc:
         return {**summary, "available": False, "detail": str(exc)}
     split, test = headline_metrics(card.get("metrics") or {})
-    path = registry.models_dir() / card.get("file", f"{name}.keras")
+    if card.get("kind") == "ensemble":  # no file of its own: every member's file must be there
+        members = [registry.load_card(m["name"]) if (registry.models_dir() / f"{m['name']}.json").exists() else {"file": f"{m['name']}.keras"}
+                   for m in card.get("members") or []]
+        paths = [registry.models_dir() / m.get("file", "") for m in members] or [registry.models_dir() / f"{name}.keras"]
+    else:
+        paths = [registry.models_dir() / card.get("file", f"{name}.keras")]
     summary.update(
         version=str(card.get("version", "")),
         architecture=card.get("architecture"),
@@ -492,8 +497,9 @@ def model_summary(task: str, name: str) -> dict[str, Any]:
         parameters=card.get("parameters"),
         date=card.get("date"),
     )
-    if not path.exists():
-        summary.update(available=False, detail=f"model file {path.name} is missing")
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        summary.update(available=False, detail=f"model file {', '.join(missing)} is missing")
     return summary
 
 
