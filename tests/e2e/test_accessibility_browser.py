@@ -1,0 +1,88 @@
+"""Every page of the site through axe-core in real headless Chromium against the real site
+under daphne: zero serious or critical accessibility violations, signed out and signed in, with
+a photo and a recording in the history (their result pages and a delete confirmation too).
+The site's own pages only: the Swagger UI of /api/docs/ is left out (see SIGNED_IN)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ..conftest import MEDIA, SPEECH
+from ..livesite import Site, launch_chromium
+from .axe import describe, violations
+
+pytestmark = pytest.mark.browser
+
+USERNAME, PASSWORD = "a11y", "Accessible-test-password-9"
+SIGNED_OUT = ["/", "/accounts/login/", "/accounts/signup/", "/accounts/password_reset/"]
+SIGNED_IN = [
+    "/upload/",
+    "/history/",
+    "/dashboard/",
+    "/live/",
+    "/accounts/password_change/",
+    "/account/delete-data/",
+]
+# Not checked: /api/docs/ is drf-spectacular's Swagger UI page, third-party markup (axe 4.14
+# finds a missing <html lang>, controls nested in controls and low-contrast labels there).
+
+
+@pytest.fixture
+def site(tmp_path):
+    server = Site(tmp_path)
+    server.manage("migrate", "--noinput")
+    server.create_user(USERNAME, PASSWORD)
+    server.start()
+    yield server.url
+    server.stop()
+
+
+def test_every_page_has_no_serious_accessibility_violations(site):
+    from playwright.sync_api import sync_playwright
+
+    checked: dict[str, list[dict]] = {}
+
+    def check(page, label: str) -> None:
+        page.wait_for_load_state("networkidle")
+        checked[label] = violations(page, site)
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.set_default_timeout(60_000)
+        for path in SIGNED_OUT:
+            page.goto(f"{site}{path}")
+            check(page, path)
+
+        page.goto(f"{site}/accounts/login/?next=/upload/")
+        page.fill("#id_username", USERNAME)
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{site}/upload/")
+        page.set_input_files(
+            "#id_files",
+            [str(MEDIA / "test_image.jpg"), str(SPEECH / "03-01-03-02-01-01-18.flac")],
+        )
+        page.wait_for_function(
+            "document.querySelectorAll('.upload-item[data-status=done]').length === 2",
+            timeout=180_000,
+        )
+        check(page, "/upload/ with results")
+        results = [
+            a.get_attribute("href")
+            for a in page.locator(".upload-item a", has_text="See the result").all()
+        ]
+        for path in SIGNED_IN + results:
+            page.goto(f"{site}{path}")
+            if re.search(r"/analyses/\d+/$", path):
+                page.wait_for_selector(".result-stack, .audio-player")
+            check(page, path)
+        page.goto(f"{site}{results[0]}delete/")
+        check(page, "delete confirmation")
+        browser.close()
+
+    assert len(checked) == len(SIGNED_OUT) + len(SIGNED_IN) + 4
+    failing = {label: found for label, found in checked.items() if found}
+    assert not failing, "\n".join(f"{k}:\n{describe(v)}" for k, v in failing.items())
