@@ -76,7 +76,7 @@ class TokenSerializer(serializers.Serializer):
 
 class QueryIntegerField(serializers.IntegerField):
     def to_internal_value(self, data: Any) -> int:
-        if not (isinstance(data, int) or re.fullmatch(r"-?[0-9]{1,18}", str(data))):
+        if not (isinstance(data, int) or re.fullmatch(r"-?[0-9]+", str(data))):
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -185,6 +185,7 @@ class PageQuerySerializer(serializers.Serializer):
     page = QueryIntegerField(
         required=False,
         min_value=1,
+        max_value=2**31 - 1,
         help_text="Page number, from 1. A page past the last one answers 404.",
     )
     page_size = QueryIntegerField(
