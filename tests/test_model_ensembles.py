@@ -216,3 +216,36 @@ def test_the_models_api_lists_an_ensemble_available_only_with_all_member_files(f
     (face_models / "face_cnn.keras").unlink()
     listed = {m["task"]: m for m in client.get("/api/v1/models/").json()}
     assert listed["face"]["available"] is False and "face_cnn.keras" in listed["face"]["detail"]
+
+
+@pytest.mark.slow
+def test_recipes_are_combined_by_their_out_of_fold_accuracy(tmp_path, monkeypatch):
+    from training import train_voice, voice_ensemble
+
+    root = tmp_path / "ravdess"
+    clips = sorted(SPEECH.glob("*.flac"))
+    for clip, actor in zip(clips, (1, 2, 13, 14, 17, 18), strict=False):
+        (root / f"Actor_{actor:02d}").mkdir(parents=True)
+        shutil.copy(clip, root / f"Actor_{actor:02d}" / f"{clip.stem[:-2]}{actor:02d}.flac")
+    monkeypatch.setattr(training_voice, "CACHE", tmp_path / "cache")
+    common = ["--data", str(root), "--runs", str(tmp_path / "runs"), "--batch-size", "2", "--epochs", "1", "--folds", "2", "--cv-only"]
+    train_voice.main(["--name", "plain", "--out", str(tmp_path / "plain"), *common])
+    train_voice.main(["--name", "attn", "--pooling", "attention", "--out", str(tmp_path / "attn"), *common])
+    models = tmp_path / "models"
+    card = voice_ensemble.main(["--runs", str(tmp_path / "plain"), str(tmp_path / "attn"), "--data", str(root),
+                                "--name", "chosen", "--out", str(models), "--no-formats", "--serve"])
+    candidates = card["metrics"]["cross_validation"]["candidates"]
+    assert sorted(tuple(sorted(c["recipes"])) for c in candidates) == [("attn",), ("attn", "plain"), ("plain",)]
+    best = candidates[0]
+    assert best["mean"] == max(c["mean"] for c in candidates)
+    assert {m["recipe"] for m in card["members"]} == set(best["recipes"]) and len(card["members"]) == 2 * len(best["recipes"])
+    for m in card["members"]:  # copied next to the ensemble card, unchanged
+        assert registry.sha256_file(models / f"{m['name']}.keras") == m["sha256"]
+    assert card["metrics"]["test"]["n"] == 2 and card["metrics"]["short_clip"]["n"] == 2
+    assert json.loads((models / "registry.json").read_text()) == {"voice": "chosen"}
+    text = (models / "chosen.md").read_text()
+    assert "Recipes and their combinations" in text and "shorter than one window" in text
+    registry.clear_cache()
+    model = registry.get_model("chosen", task="voice", directory=models)
+    assert len(model.members) == len(card["members"])
+    registry.clear_cache()

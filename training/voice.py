@@ -688,6 +688,12 @@ def card_markdown_folds(card: dict) -> str:
     cv, test, t = m["cross_validation"], m["test"], card["training"]
     fold_rows = "\n".join(f"| {r['fold']} | {r['actors'][0]}-{r['actors'][-1]} | {r['n']} | {r['accuracy']:.4f} | {r['temperature']} | {r['ece']:.4f} |" for r in cv["folds"])
     combiner_rows = "\n".join(f"| {k} | {v['mean']:.4f} | {v['std']:.4f} |" for k, v in cv["window_combiners"].items())
+    candidates = cv.get("candidates") or []
+    candidate_block = ("\n## Recipes and their combinations (out-of-fold accuracy, mean and std over folds)\n| recipes averaged | mean | std | per fold |\n|---|---|---|---|\n"
+                       + "\n".join(f"| {' + '.join(r['recipes'])} | {r['mean']:.4f} | {r['std']:.4f} | {', '.join(f'{a:.3f}' for a in r['folds'])} |" for r in candidates) + "\n") if candidates else ""
+    combiner_block = (f"\n## Combining window scores (out-of-fold, mean and std over folds)\n| combiner | accuracy | std |\n|---|---|---|\n{combiner_rows}\n") if combiner_rows else ""
+    short = m.get("short_clip")
+    short_line = f"\n- **A clip shorter than one window** (actors 17-20 cut to their first {short['seconds']:.0f} s of speech): answered {short['answered']:.0%}, accuracy {short['accuracy']:.4f}" if short else ""
     recall = "\n".join(f"| {k} | {v:.3f} |" if v is not None else f"| {k} | n/a |" for k, v in test["per_class_recall"].items())
     formats = m.get("formats")
     format_rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in formats.items() if k != "max_spread_points") if formats else ""
@@ -711,18 +717,14 @@ peak-normalised, scored in 3 s windows (hop 1.5 s) on 3 s of 64-band log-mel fra
 - **Expected calibration error** (15 bins; members calibrated on their out-of-fold actors): {test['ece']:.4f} (uncalibrated members: {m['test_uncalibrated_ece']:.4f})
 - **Parameters**: {card['parameters']:,} in all
 - **Training**: `{t['command']}`; {t['epochs']} epochs per fold, {t['train_seconds']:.0f} s of training ({t['total_seconds']:.0f} s in all, features and evaluation included) on {t['device']} ({t['backend']} backend)
-- **Date**: {card['date']}
+- **Date**: {card['date']}{short_line}
 
-## Folds (each fold model scored on the actors it never saw, through the serving code)
+## Folds (fold models scored on the actors they never heard, through the serving code)
 | fold | actors | clips | accuracy | temperature | ECE |
 |---|---|---|---|---|---|
 {fold_rows}
 
-## Combining window scores (out-of-fold, mean and std over folds)
-| combiner | accuracy | std |
-|---|---|---|
-{combiner_rows}
-
+{candidate_block}{combiner_block}
 ## Per-class recall (actors 17-20)
 | class | recall |
 |---|---|

@@ -157,6 +157,8 @@ def train_folds(args) -> dict:
             "metrics": {"fold_validation": metrics},
             "date": today, "sha256": sha256_file(path), "size_bytes": path.stat().st_size,
             "member_of": args.name,
+            "recipe": _recipe(args),
+            "training": {"epochs": args.epochs, "train_seconds": round(state["elapsed_s"], 1)},
         }
         write_card(member_card, out)
         members.append({"name": name, "sha256": member_card["sha256"], "validation_actors": list(actors)})

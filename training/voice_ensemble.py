@@ -1,0 +1,213 @@
+"""Choose the served voice model among cross-validated recipes, by their out-of-fold accuracy.
+
+    python -m training.voice_ensemble --runs training/runs/out/voice_cv_base training/runs/out/voice_cv_attention \\
+        --name voice_folds --serve
+
+Each ``--runs`` folder holds one recipe's fold models and cards (``train_voice --folds K``, with
+or without ``--cv-only``); every recipe must use the same folds. For fold ``i``, the fold-``i``
+models of any set of recipes never heard the actors of fold ``i``, so averaging them gives an
+honest out-of-fold score for that set. Every non-empty set is scored (mean and spread over the
+folds), the best is chosen (ties: fewer recipes), its temperature is fitted on those out-of-fold
+outputs, its member files are copied into ``--out``, and only then are actors 17-20 scored, once,
+with the format check (48 kHz WAV, MP3, M4A, OGG, WEBM) and a clip shorter than one window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from recognition.inference.labels import VOICE_EMOTIONS
+from training.common import next_version
+from training.metrics import fit_temperature, summarise
+from training.voice import DEFAULT_DATA, REPO, TEST_ACTORS, card_markdown_folds, evaluate_folder, format_check, list_clips, serve
+from training.voice_folds import _Wrapped, combine, window_outputs
+
+
+def load_recipe(folder: Path) -> dict:
+    """A recipe's fold members (cards in ``folder``), in fold order."""
+    from recognition.inference import registry
+
+    cards = sorted((json.loads(p.read_text()) for p in folder.glob("*_f*.json")), key=lambda c: c["name"])
+    cards = [c for c in cards if c.get("member_of")]
+    if not cards:
+        raise SystemExit(f"{folder}: no fold models (run train_voice --folds K first)")
+    name = cards[0]["member_of"]
+    members = [registry.get_model(c["name"], task="voice", directory=folder) for c in cards]
+    folds = [tuple(c["data"]["validation"].split()[1].split("-")) for c in cards]
+    return {"name": name, "folder": folder, "cards": cards, "members": members, "folds": [(int(a), int(b)) for a, b in folds]}
+
+
+def out_of_fold(recipe: dict, data: Path) -> list[list[dict]]:
+    """Per fold: window outputs of that fold's model on that fold's clips (serving code),
+    calibrated with the member's own temperature."""
+    per_fold = []
+    for member, (first, last) in zip(recipe["members"], recipe["folds"], strict=True):
+        clips = list_clips(data, actors=range(first, last + 1))
+        wrapped = _Wrapped(member.keras_model, "log_mel")
+        records = window_outputs(wrapped, clips)
+        for r in records:
+            r["temperature"] = member.temperature
+        per_fold.append(records)
+    return per_fold
+
+
+def set_scores(recipes: list[dict], oof: dict[str, list[list[dict]]], names: tuple[str, ...]) -> tuple[list[float], np.ndarray, np.ndarray]:
+    """Per-fold accuracy of the average of ``names``' calibrated fold models; and the pooled
+    averaged probabilities and labels (for the temperature)."""
+    accs, probs, labels = [], [], []
+    n_folds = len(recipes[0]["folds"])
+    for i in range(n_folds):
+        fold = [oof[n][i] for n in names]
+        p = np.mean([[combine(r["raw"], r["voiced"], r["speech"], "mean", r["temperature"]) for r in recs] for recs in fold], axis=0)
+        y = np.asarray([r["label"] for r in fold[0]])
+        accs.append(float((p.argmax(1) == y).mean()))
+        probs.append(p)
+        labels.append(y)
+    return accs, np.concatenate(probs), np.concatenate(labels)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="folders of cross-validated recipes (their --out)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--name", default="voice_folds")
+    parser.add_argument("--out", type=Path, default=REPO / "models")
+    parser.add_argument("--max-recipes", type=int, default=3)
+    parser.add_argument("--no-formats", action="store_true")
+    parser.add_argument("--serve", action="store_true")
+    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from recognition.inference import registry
+    from recognition.inference.registry import sha256_file, write_card
+
+    started = time.time()
+    recipes = [load_recipe(folder) for folder in args.runs]
+    if len({tuple(r["folds"]) for r in recipes}) != 1:
+        raise SystemExit("the recipes were cross-validated on different folds")
+    by_name = {r["name"]: r for r in recipes}
+    oof = {}
+    for r in recipes:
+        oof[r["name"]] = out_of_fold(r, args.data)
+        print(f"{r['name']}: out-of-fold {np.mean(set_scores(recipes, oof, (r['name'],))[0]):.4f}", file=sys.stderr)
+    rows = []
+    for k in range(1, min(args.max_recipes, len(recipes)) + 1):
+        for names in itertools.combinations(by_name, k):
+            accs, _, _ = set_scores(recipes, oof, names)
+            rows.append({"recipes": list(names), "mean": round(float(np.mean(accs)), 4), "std": round(float(np.std(accs)), 4), "folds": [round(a, 4) for a in accs]})
+    rows.sort(key=lambda r: (-r["mean"], len(r["recipes"])))
+    for row in rows:
+        print(f"{row['mean']:.4f} +- {row['std']:.4f}  {' + '.join(row['recipes'])}  {row['folds']}", file=sys.stderr)
+    best = rows[0]
+    accs, pooled, labels = set_scores(recipes, oof, tuple(best["recipes"]))
+    temperature = fit_temperature(pooled, labels)
+    oof_metrics = summarise(registry.apply_temperature(pooled, temperature), labels, VOICE_EMOTIONS)
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    members, cv_folds = [], []
+    for name in best["recipes"]:
+        recipe = by_name[name]
+        for card in recipe["cards"]:
+            for suffix in (".keras", ".json"):
+                shutil.copyfile(recipe["folder"] / f"{card['name']}{suffix}", out / f"{card['name']}{suffix}")
+            if sha256_file(out / card["file"]) != card["sha256"]:
+                raise SystemExit(f"{card['name']}: copied file does not match its card")
+            members.append({"name": card["name"], "sha256": card["sha256"], "recipe": name, "validation": card["data"]["validation"]})
+    at = 0
+    for i, (first, last) in enumerate(recipes[0]["folds"]):
+        n = len(oof[best["recipes"][0]][i])
+        fold_metrics = summarise(registry.apply_temperature(pooled[at : at + n], temperature), labels[at : at + n], VOICE_EMOTIONS)
+        at += n
+        cv_folds.append({"fold": i + 1, "actors": list(range(first, last + 1)), "n": n,
+                         "accuracy": round(accs[i], 4), "temperature": round(float(temperature), 4), "ece": fold_metrics["ece"]})
+    recipe_cards = {}
+    for name in best["recipes"]:
+        recipe_cards[name] = by_name[name]["cards"][0].get("recipe")
+        cv_path = REPO / "training" / "runs" / name / "cv.json"  # the trainer's default --runs
+        if recipe_cards[name] is None and cv_path.exists():
+            recipe_cards[name] = json.loads(cv_path.read_text()).get("options")
+    train_seconds = 0.0
+    for name in best["recipes"]:
+        for i, c in enumerate(by_name[name]["cards"], start=1):
+            seconds = (c.get("training") or {}).get("train_seconds")
+            state = REPO / "training" / "runs" / name / f"fold{i}" / "state.json"
+            if seconds is None and state.exists():
+                seconds = json.loads(state.read_text())["elapsed_s"]
+            train_seconds += float(seconds or 0.0)
+    fold_text = ", ".join(f"{f['actors'][0]}-{f['actors'][-1]}" for f in cv_folds)
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    first_member = by_name[best["recipes"][0]]["cards"][0]
+    card = {
+        "name": args.name, "task": "voice", "kind": "ensemble",
+        "version": next_version(out / f"{args.name}.json", today.replace("-", ".")),
+        "architecture": f"ensemble of {len(members)} fold models ({', '.join(best['recipes'])})",
+        "members": members, "classes": list(VOICE_EMOTIONS), "input": first_member["input"],
+        "parameters": int(sum(json.loads((out / f"{m['name']}.json").read_text())["parameters"] for m in members)),
+        "temperature": round(float(temperature), 4),
+        "data": {
+            "dataset": "RAVDESS speech, 16 kHz mono FLAC (CC BY-NC-SA 4.0)",
+            "split": "by actor: train 1-16 (cross-validated in actor folds), test 17-20 (never a random split of clips)",
+            "inner_split": f"{len(cv_folds)}-fold cross-validation over actors 1-16 ({fold_text}); "
+                           "recipes, their combination, each member's temperature and the ensemble's chosen on out-of-fold actors; test actors 17-20 scored once",
+            "final_training": "the fold models of the chosen recipes (each on 12 actors), averaged",
+            "augmentation": "speed 0.9/1.1, pitch -2/+2 semitones, white/pink noise 10-30 dB SNR, random time shift, SpecAugment (per recipe: see recipes)",
+        },
+        "metrics": {"cross_validation": {
+            "folds": cv_folds, "mean": best["mean"], "std": best["std"], "min": round(min(accs), 4), "max": round(max(accs), 4),
+            "out_of_fold_ece": oof_metrics["ece"], "window_combiners": {}, "candidates": rows,
+        }},
+        "training": {
+            "command": f"python -m training.voice_ensemble {' '.join(argv)}",
+            "recipe": {name: recipe_cards[name] for name in best["recipes"]},
+            "recipe_commands": {name: f"python -m training.train_voice --folds {len(cv_folds)} --name {name} ... (see training/runs/{name}/cv.json)" for name in best["recipes"]},
+            "backend": "tensorflow", "device": "CPU (x86_64, 2 shared cores)",
+            "epochs": first_member.get("training", {}).get("epochs", "see recipes"), "train_seconds": round(train_seconds, 1), "total_seconds": None,
+        },
+        "date": today,
+    }
+    write_card(card, out)
+    registry.clear_cache()
+    test = evaluate_folder(args.data, args.name, directory=out, actors=TEST_ACTORS)
+    card["metrics"]["test_uncalibrated_ece"] = test.pop("uncalibrated_ece")
+    card["metrics"]["test"] = test
+    print(f"{args.name}: actors 17-20 accuracy {test['accuracy']:.4f} (n={test['n']}), ECE {test['ece']:.4f}", file=sys.stderr)
+    if not args.no_formats:
+        card["metrics"]["formats"] = format_check(args.data, args.name, directory=out, log=lambda m: print(m, file=sys.stderr))
+    card["metrics"]["short_clip"] = short_clip_check(args.data, args.name, out)
+    card["training"]["total_seconds"] = round(time.time() - started, 1)
+    write_card(card, out, markdown=card_markdown_folds(card))
+    if args.serve:
+        serve(args.name, out)
+    print(json.dumps({"chosen": best, "test_accuracy": test["accuracy"], "test_ece": test["ece"], "temperature": card["temperature"]}))
+    return card
+
+
+def short_clip_check(data: Path, name: str, directory: Path) -> dict:
+    """Actors 17-20 cut to their first 1.0 s of speech (shorter than one 3 s window): accuracy."""
+    from recognition.inference import audio, registry
+    from recognition.inference.voice import analyse_signal
+    from training.voice import load_signal
+
+    model = registry.get_model(name, task="voice", directory=directory)
+    correct, n, answered = 0, 0, 0
+    for clip in list_clips(data, actors=TEST_ACTORS):
+        signal = load_signal(clip.path)
+        start, _ = audio.trim_bounds(signal)
+        result = analyse_signal(signal[start : start + audio.SAMPLE_RATE], model)
+        n += 1
+        answered += result["emotion"] is not None
+        correct += result["emotion"] == model.classes[clip.label]
+    return {"seconds": 1.0, "n": n, "answered": round(answered / n, 4), "accuracy": round(correct / n, 4)}
+
+
+if __name__ == "__main__":
+    main()
