@@ -93,7 +93,10 @@ def test_upload_to_results_in_a_real_browser(site, page):
         "See the result"
     ).click()
     page.wait_for_selector("svg.face-overlay .face-box")
-    assert page.evaluate("document.getElementById('photo').naturalWidth") > 0
+    # The photo loads after the page (slowly on a busy machine): wait for it, then measure.
+    page.wait_for_function(
+        "document.getElementById('photo').complete && document.getElementById('photo').naturalWidth > 0"
+    )
     boxes = page.locator("svg.face-overlay .face-box").count()
     assert boxes >= 4 and page.locator(".face-card").count() == boxes
     overlay = page.locator("svg.face-overlay").bounding_box()
