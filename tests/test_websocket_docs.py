@@ -238,3 +238,29 @@ async def test_status_socket_sends_only_documented_messages(user):
     assert_documented(STATUS, update)
     documented = re.search(r"`analysis`: \{([^}]*)\}", doc_sections()[STATUS]).group(1)
     assert set(update["analysis"]) == set(re.findall(r"`([a-z_]+)`", documented))
+
+
+def returned_keys(function_name: str) -> set[str]:
+    """Keys of the dict literal that ``live.<function_name>`` returns."""
+    function = next(
+        n
+        for n in ast.walk(tree(live))
+        if isinstance(n, ast.FunctionDef) and n.name == function_name
+    )
+    returned = [
+        n.value
+        for n in ast.walk(function)
+        if isinstance(n, ast.Return) and isinstance(n.value, ast.Dict)
+    ]
+    return {k.value for d in returned for k in d.keys if isinstance(k, ast.Constant)}
+
+
+def test_result_and_voice_fields_are_the_ones_the_analysis_returns():
+    """The two replies that need a model: their documented fields against the code that builds
+    them (``_analyse`` adds ``seq`` and ``server_ms``; a frame's ``queue_ms`` goes in timings)."""
+    documented = documented_messages(LIVE)
+    frame = returned_keys("analyze_frame")
+    voice = returned_keys("analyze_voice")
+    assert {"width", "faces", "timings"} <= frame and {"emotion", "speech"} <= voice
+    assert frame | {"seq", "server_ms", "queue_ms"} <= documented[("server", "result")]
+    assert voice | {"seq", "server_ms"} <= documented[("server", "voice")]
