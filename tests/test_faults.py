@@ -134,6 +134,9 @@ class Workers:
                  "REDIS_URL": redis_url(),
                  "CELERY_QUEUE": self.queue, "CHANNELS_PREFIX": self.queue, "MEDIA_ROOT": str(self.media_root),
                  "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY), "DJANGO_SETTINGS_MODULE": "emotionsite.settings",
+                 # Cold models: the first job loads them (seconds), a window wide enough to
+                 # kill a worker with a job in flight; warmed up, a job lasts ~0.1 s.
+                 "WARM_UP_MODELS": "False",
                  **(env or {})},
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
