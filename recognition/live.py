@@ -275,6 +275,7 @@ def analyze_frame(payload: bytes, limits: LiveLimits) -> dict[str, Any]:
         out_faces.append(
             {
                 "box": box,
+                "too_small": bool(face.get("too_small")),
                 "emotion": face["emotion"],
                 "confidence": round(float(face["confidence"]), 4),
                 "probabilities": {
@@ -436,7 +437,9 @@ class LatestWins:
 
 
 def _largest(faces: list[dict]) -> dict | None:
-    return max(faces, key=lambda f: f["box"][2] * f["box"][3]) if faces else None
+    """The largest face that is not too small to judge (None when there is none)."""
+    judged = [f for f in faces if not f.get("too_small")]
+    return max(judged, key=lambda f: f["box"][2] * f["box"][3]) if judged else None
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -487,6 +490,8 @@ class SessionRecorder:
             self.frames_with_faces += 1
         for face in faces:
             self.face_count += 1
+            if face.get("too_small"):
+                continue  # counted as a face, but its label is not a reading
             self.labels[face["emotion"]] += 1
             for label, p in face["probabilities"].items():
                 self.prob_sums[label] = self.prob_sums.get(label, 0.0) + float(p)

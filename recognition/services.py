@@ -259,11 +259,13 @@ def create_analysis(
 
 
 def _largest_face(faces: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The headline face: the largest box, ties broken by confidence."""
-    if not faces:
+    """The headline face: the largest box, ties broken by confidence; faces too small to judge
+    never make the headline (None when every face is)."""
+    judged = [f for f in faces if not f.get("too_small")]
+    if not judged:
         return None
     return max(
-        faces, key=lambda f: (f["box"][2] * f["box"][3], f.get("confidence") or 0.0)
+        judged, key=lambda f: (f["box"][2] * f["box"][3], f.get("confidence") or 0.0)
     )
 
 

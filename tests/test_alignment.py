@@ -106,3 +106,57 @@ def test_pose_and_size_evaluation_runs_the_whole_pipeline(tmp_path, capsys):
     assert 0 <= upright["aligned"]["accuracy"] <= 1 and upright["aligned"]["accuracy_all"] <= upright["aligned"]["accuracy"]
     assert result["sizes"][0]["detected"] > result["sizes"][1]["detected"]  # 16 px faces are mostly missed
     json.dumps(result)
+
+
+def small_and_large_faces_photo() -> bytes:
+    """The group photo's faces at their size on the left, and the same photo shrunk to a fifth
+    (faces of 20-30 px) on the right, on one 1600x720 canvas."""
+    photo = decode_image((MEDIA / "12_angry_men.jpg").read_bytes())  # 1280x720
+    canvas = np.full((720, 1600, 3), 128, np.uint8)
+    canvas[:, :1280] = photo
+    small = cv2.resize(photo, (256, 144), interpolation=cv2.INTER_AREA)
+    canvas[300:444, 1320:1576] = small
+    return cv2.imencode(".png", canvas)[1].tobytes()
+
+
+@pytest.mark.django_db
+def test_faces_too_small_to_judge_are_marked_and_never_the_headline(user, django_capture_on_commit_callbacks, client):
+    from recognition import services
+
+    photo = small_and_large_faces_photo()
+    result = faces.analyze_image(photo)
+    small = [f for f in result["faces"] if f["too_small"]]
+    large = [f for f in result["faces"] if not f["too_small"]]
+    assert small and len(large) >= 6
+    assert all(max(f["box"][2:]) < faces.MIN_JUDGE_PX for f in small)
+    assert all(max(f["box"][2:]) >= faces.MIN_JUDGE_PX for f in large)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        analysis = services.create_analysis(owner=user, upload=photo, filename="crowd.png")
+    analysis.refresh_from_db()
+    assert analysis.status == "done"
+    headline = max((f for f in analysis.result["faces"] if not f["too_small"]), key=lambda f: f["box"][2] * f["box"][3])
+    assert analysis.emotion == headline["emotion"]
+    client.force_login(user)
+    page = client.get(f"/analyses/{analysis.pk}/").content.decode()
+    assert page.count("too small to judge") >= 2 * len(small)  # on the photo and on the face's card
+
+
+def test_a_crowd_of_only_tiny_faces_has_no_headline():
+    from recognition.services import _largest_face
+
+    assert _largest_face([{"box": [0, 0, 20, 20], "emotion": "happy", "confidence": 0.9, "too_small": True}]) is None
+    assert _largest_face([{"box": [0, 0, 20, 20], "emotion": "happy", "confidence": 0.9, "too_small": True},
+                          {"box": [0, 0, 40, 40], "emotion": "sad", "confidence": 0.4, "too_small": False}])["emotion"] == "sad"
+
+
+def test_live_replies_mark_small_faces_and_the_recording_skips_their_labels():
+    from recognition import live
+
+    frame = cv2.imencode(".jpg", cv2.imdecode(np.frombuffer(small_and_large_faces_photo(), np.uint8), cv2.IMREAD_COLOR))[1].tobytes()
+    reply = live.analyze_frame(frame, live.LiveLimits(infer_max_width=1600))
+    assert any(f["too_small"] for f in reply["faces"]) and any(not f["too_small"] for f in reply["faces"])
+    recorder = live.SessionRecorder()
+    recorder.add_frame(reply)
+    assert recorder.face_count == len(reply["faces"])
+    assert sum(recorder.labels.values()) == sum(not f["too_small"] for f in reply["faces"])

@@ -313,7 +313,10 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
         # The budget counts wall time (augmentation, fit, validation, checkpoints), not fit alone.
         last_wall = time.time() - epoch_started
         state["wall_s"] += last_wall
-        schedule.resize(state["epoch"], state["wall_s"], last_wall)
+        state.setdefault("epoch_walls", []).append(round(last_wall, 1))
+        # The median of the last five epochs, not the last one: on a shared machine one slow
+        # epoch would otherwise shrink the cosine schedule and the next fast one stretch it again.
+        schedule.resize(state["epoch"], state["wall_s"], float(np.median(state["epoch_walls"][-5:])))
         state["total_epochs"] = schedule.total
         (run_dir / "state.json").write_text(json.dumps(state, indent=1))
     classifier = keras.models.load_model(run_dir / "best.keras") if (run_dir / "best.keras").exists() else model

@@ -218,6 +218,12 @@ class FaceResultSerializer(serializers.Serializer):
         max_length=4,
         help_text="[x, y, width, height] in pixels.",
     )
+    too_small = serializers.BooleanField(
+        required=False,
+        help_text="True when the face is under 32 pixels wide and high in the image analysed: too small "
+        "to judge. Its emotion and probabilities are still given, but pages show no label for it and it "
+        "never makes the headline.",
+    )
     emotion = serializers.CharField()
     confidence = serializers.FloatField()
     probabilities = probabilities_field("The 7 face labels -> probability (sums to 1).")

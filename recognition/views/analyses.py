@@ -191,7 +191,11 @@ def _face_overlay(result: dict[str, Any]) -> dict[str, Any] | None:
     faces = []
     for i, face in enumerate(result.get("faces") or [], start=1):
         x, y, w, h = boxes[i - 1]
-        label = f"{i} {face.get('emotion', '?')} {round((face.get('confidence') or 0) * 100)}%"
+        label = (
+            f"{i} too small to judge"
+            if face.get("too_small")
+            else f"{i} {face.get('emotion', '?')} {round((face.get('confidence') or 0) * 100)}%"
+        )
         tag_w = len(label) * font * 0.62 + font * 0.7
         tag_x = min(max(0.0, x), max(0.0, width - tag_w))
         candidates = [y - tag_h, y + h, y]

@@ -448,8 +448,9 @@
           best.probs[label] = old * (1 - EMA_PROBS) + face.probabilities[label] * EMA_PROBS;
         }
         best.seen = t;
+        best.small = !!face.too_small;
       } else {
-        state.tracks.push({ id: state.nextTrack++, box, probs: { ...face.probabilities }, seen: t });
+        state.tracks.push({ id: state.nextTrack++, box, probs: { ...face.probabilities }, seen: t, small: !!face.too_small });
       }
     }
     state.tracks = state.tracks.filter((track) => t - track.seen <= TRACK_TTL_MS);
@@ -474,7 +475,9 @@
       const ordered = Object.entries(track.probs).sort((a, b) => b[1] - a[1]).slice(0, shown);
       item.innerHTML =
         `<div class="row" style="justify-content: space-between"><strong>Face ${i + 1}</strong>` +
-        `<span class="badge emo-${label}">${label} ${pct(track.probs[label])}</span></div>` +
+        (track.small
+          ? '<span class="badge">too small to judge</span></div>'
+          : `<span class="badge emo-${label}">${label} ${pct(track.probs[label])}</span></div>`) +
         '<div class="live-bars">' +
         ordered
           .map(
@@ -542,7 +545,7 @@
         ctx.lineWidth = 3;
         ctx.strokeStyle = c;
         ctx.strokeRect(x, y, w, h);
-        const text = `${label} ${pct(track.probs[label])}`;
+        const text = track.small ? "too small to judge" : `${label} ${pct(track.probs[label])}`;
         ctx.font = "600 15px system-ui, sans-serif";
         const tw = ctx.measureText(text).width + 12;
         const ty = y > 26 ? y - 24 : y + h + 10;
