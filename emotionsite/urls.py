@@ -1,14 +1,28 @@
 """Top-level routes. Uploaded media has no public URL: it is served by owner-checked views."""
+
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerView,
+)
+
+from recognition.views import health
 
 urlpatterns = [
+    # Probes (recognition/health.py): liveness, the process answers; readiness, its dependencies.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("recognition.urls_accounts")),
     path("api/v1/", include("recognition.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path(
+        "api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"
+    ),
+    path(
+        "api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"
+    ),
     path("", include("recognition.urls")),
 ]

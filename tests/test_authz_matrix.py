@@ -42,6 +42,9 @@ PAGE_ACCOUNT, API_ACCOUNT = "page-account", "api-account"
 PUBLIC, API_PUBLIC, ADMIN = "public", "api-public", "admin"
 
 ROUTES: dict[str, str] = {
+    # probes (recognition/health.py)
+    "healthz": PUBLIC,
+    "readyz": PUBLIC,  # 503 while a dependency is down or a model still loads: an answer
     # pages
     "": PUBLIC,
     "live/": PAGE_ACCOUNT,
@@ -302,7 +305,10 @@ def test_public_routes(route, principals, alice_analysis):
     for who in ("anon", "mallory", "anon-api"):
         for m in PAGE_METHODS:
             response = request(principals[who], m, path)
-            assert response.status_code < 500, (who, m, path)
+            # readiness says 503 "not ready" (e.g. the voice model still loading here)
+            status = response.status_code
+            allowed = (503,) if route == "readyz" else ()
+            assert status < 500 or status in allowed, (who, m, path)
             assert not leaks(response, alice_analysis), (who, m, path)
     assert_alice_intact(alice_analysis)
 
