@@ -300,7 +300,10 @@ def test_docker_compose_defines_the_production_stack():
     assert set(services) == {"web", "worker", "redis", "postgres"}
 
     web, worker = services["web"], services["worker"]
-    assert "daphne --proxy-headers -b 0.0.0.0 -p 8000 emotionsite.asgi:application" in web["command"]
+    assert (
+        "daphne --proxy-headers -b 0.0.0.0 -p 8000 emotionsite.asgi:application"
+        in web["command"]
+    )
     assert "migrate --noinput" in web["command"]
     assert worker["command"] == "celery -A emotionsite worker -B -l info"
     assert services["redis"]["image"].startswith("redis:")
@@ -315,11 +318,41 @@ def test_docker_compose_defines_the_production_stack():
         )
         assert env["REDIS_URL"] == "redis://redis:6379/0"
         assert env["DEBUG"] == "False"
-        assert set(app["depends_on"]) == {"postgres", "redis"}
+        assert {"postgres", "redis"} <= set(app["depends_on"])
     # The worker reads the files the web process stored: same volume, same MEDIA_ROOT.
     assert web["volumes"] == worker["volumes"]
     assert web["environment"]["MEDIA_ROOT"] == worker["environment"]["MEDIA_ROOT"]
     assert web["environment"]["MEDIA_ROOT"].startswith(web["volumes"][0].split(":")[1])
+
+
+def test_compose_services_have_healthchecks_and_start_in_order():
+    """Each service says when it is healthy, and the apps start only once what they need is."""
+    from django.urls import resolve
+
+    services = _compose()["services"]
+    tests = {name: " ".join(s["healthcheck"]["test"]) for name, s in services.items()}
+    # The image (python:3.11-slim) has no curl: the web check is a Python one-liner on /healthz.
+    assert services["web"]["healthcheck"]["test"][:2] == ["CMD", "python"]
+    url = re.search(r"urlopen\('(http://127\.0\.0\.1:8000(/[^']*))'", tests["web"])
+    assert url and url.group(2) == "/healthz", tests["web"]
+    assert resolve("/healthz").url_name == "healthz"
+    assert "celery -A emotionsite inspect ping" in tests["worker"]
+    # This worker only; $$ is a literal $ for the shell, not a Compose variable.
+    assert "-d celery@$$HOSTNAME" in tests["worker"]
+    assert "redis-cli ping" in tests["redis"]
+    assert "pg_isready" in tests["postgres"]
+    for name, service in services.items():
+        check = service["healthcheck"]
+        assert {"interval", "timeout", "retries"} <= set(check), name
+        assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
+
+    healthy = {"condition": "service_healthy"}
+    for app in ("web", "worker"):
+        deps = services[app]["depends_on"]
+        assert deps["postgres"] == healthy and deps["redis"] == healthy, app
+    # The worker waits for web, which has run the migrations before daphne answers /healthz.
+    assert services["worker"]["depends_on"]["web"] == healthy
+    assert "web" not in services["web"]["depends_on"]
 
 
 def test_compose_variables_are_ones_the_settings_read():
