@@ -48,7 +48,16 @@ def load_recipe(folder: Path) -> dict:
 
 def out_of_fold(recipe: dict, data: Path) -> list[list[dict]]:
     """Per fold: window outputs of that fold's model on that fold's clips (serving code),
-    calibrated with the member's own temperature."""
+    calibrated with the member's own temperature. Kept in the recipe's folder (``oof.pkl``,
+    keyed by the members' sha256 and the data folder) so a second selection run reuses them."""
+    import pickle
+
+    key = json.dumps([[c["sha256"] for c in recipe["cards"]], str(Path(data).resolve())])
+    cache = recipe["folder"] / "oof.pkl"
+    if cache.exists():
+        stored = pickle.loads(cache.read_bytes())
+        if stored.get("key") == key:
+            return stored["per_fold"]
     per_fold = []
     for member, (first, last) in zip(recipe["members"], recipe["folds"], strict=True):
         clips = list_clips(data, actors=range(first, last + 1))
@@ -57,6 +66,7 @@ def out_of_fold(recipe: dict, data: Path) -> list[list[dict]]:
         for r in records:
             r["temperature"] = member.temperature
         per_fold.append(records)
+    cache.write_bytes(pickle.dumps({"key": key, "per_fold": per_fold}))
     return per_fold
 
 
@@ -84,6 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-recipes", type=int, default=3)
     parser.add_argument("--no-formats", action="store_true")
     parser.add_argument("--serve", action="store_true")
+    parser.add_argument("--cv-only", action="store_true", help="print the out-of-fold table and stop: actors 17-20 untouched, nothing written")
     args = parser.parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
     from recognition.inference import registry
@@ -106,6 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows.sort(key=lambda r: (-r["mean"], len(r["recipes"])))
     for row in rows:
         print(f"{row['mean']:.4f} +- {row['std']:.4f}  {' + '.join(row['recipes'])}  {row['folds']}", file=sys.stderr)
+    if args.cv_only:
+        return {"candidates": rows}
     best = rows[0]
     accs, pooled, labels = set_scores(recipes, oof, tuple(best["recipes"]))
     temperature = fit_temperature(pooled, labels)
