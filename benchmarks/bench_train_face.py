@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 CONFIGS = [
     ("baseline: XLA (Keras 'auto'), batch 128, 1 thread, NumPy", {"jit": "auto"}),
+    ("XLA on (jit_compile=True)", {"jit": True}),
     ("XLA off", {"jit": False}),
     ("XLA off, 2 threads", {"jit": False, "threads": 2}),
     ("XLA off, batch 64", {"jit": False, "batch": 64}),

@@ -223,7 +223,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, name: str, width: float, e
     parser.add_argument("--erase", type=float, default=0.0, help="share of training faces given a random-erasing rectangle")
     parser.add_argument(
         "--jit", action="store_true",
-        help="XLA-compile the training step (Keras' 'auto' did): half the CPU throughput here, see benchmarks/bench_train_face.py",
+        help="XLA-compile the training step (jit_compile=True): 0.6x the CPU throughput here; off, as Keras' 'auto' is on this CPU (benchmarks/bench_train_face.py)",
     )
     parser.add_argument("--class-weight-power", type=float, default=0.3)
     parser.add_argument("--val-fraction", type=float, default=0.1, help="validation carved from --data, stratified")

@@ -378,7 +378,7 @@ def run_stage(args, stage: str, train: dict, val: dict | None, log: Callable[[st
             optimizer=keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=args.weight_decay),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
             metrics=["accuracy"],
-            jit_compile=False,  # XLA halved CPU training throughput here (benchmarks/bench_train_face.py)
+            jit_compile=False,  # XLA (True) was 0.6x the CPU throughput here; "auto" is off on CPU (benchmarks/bench_train_face.py)
         )
         state = {"stage": stage, "epoch": 0, "elapsed_s": 0.0, "history": []}
     y_train = keras.utils.to_categorical(train["y"], n_classes)
