@@ -712,11 +712,11 @@ peak-normalised, scored in 3 s windows (hop 1.5 s) on 3 s of 64-band log-mel fra
 - **Model selection**: {card['data']['inner_split']}.
 - **Members**: {members}
 - **Recipe**: `{json.dumps(t['recipe'])}`; augmentation: {card['data']['augmentation']}
-- **Cross-validation (out-of-fold actors, each fold model alone)**: mean {cv['mean']:.4f}, spread (std) {cv['std']:.4f}, min {cv['min']:.4f}, max {cv['max']:.4f}; out-of-fold ECE {cv['out_of_fold_ece']:.4f}
+- **Cross-validation (out-of-fold actors; {"the chosen recipes' fold models averaged" if candidates else "each fold model alone"})**: mean {cv['mean']:.4f}, spread (std) {cv['std']:.4f}, min {cv['min']:.4f}, max {cv['max']:.4f}; out-of-fold ECE {cv['out_of_fold_ece']:.4f}
 - **Test accuracy (actors 17-20, never seen in training or selection; the ensemble)**: {test['accuracy']:.4f} on {test['n']} clips (chance 0.125)
 - **Expected calibration error** (15 bins; members calibrated on their out-of-fold actors): {test['ece']:.4f} (uncalibrated members: {m['test_uncalibrated_ece']:.4f})
 - **Parameters**: {card['parameters']:,} in all
-- **Training**: `{t['command']}`; {t['epochs']} epochs per fold, {t['train_seconds']:.0f} s of training ({t['total_seconds']:.0f} s in all, features and evaluation included) on {t['device']} ({t['backend']} backend)
+- **Training**: `{t['command']}`; {t['epochs'] if isinstance(t['epochs'], int) else 70} epochs per fold, {t['train_seconds']:.0f} s of training of the members ({t['total_seconds']:.0f} s for this command, evaluation included) on {t['device']} ({t['backend']} backend)
 - **Date**: {card['date']}{short_line}
 
 ## Folds (fold models scored on the actors they never heard, through the serving code)
