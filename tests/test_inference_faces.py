@@ -277,7 +277,8 @@ def test_analyze_image_contract(tiny_model, group_photo):
     assert 9 <= len(result["faces"]) <= 11
     assert_boxes_inside([f["box"] for f in result["faces"]], 1280, 720)
     for face in result["faces"]:
-        assert set(face) == {"box", "emotion", "confidence", "probabilities"}
+        assert set(face) == {"box", "too_small", "emotion", "confidence", "probabilities"}
+        assert face["too_small"] == (max(face["box"][2:]) < faces.MIN_JUDGE_PX)
         assert list(face["probabilities"]) == list(FACE_EMOTIONS)
         assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
         assert face["emotion"] == max(
@@ -388,6 +389,7 @@ def test_shipped_model_serves_the_photos(settings, face_photo):
     registry.clear_cache()
     card = registry.load_card(registry.served_name("face"))
     result = faces.analyze_image(face_photo)
-    assert result["model"] == {"name": card["name"], "version": str(card["version"])}
+    members = [{"name": m["name"], "version": registry.load_card(m["name"])["version"]} for m in card.get("members", [])]
+    assert result["model"] == {"name": card["name"], "version": str(card["version"]), **({"members": members} if members else {})}
     assert len(result["faces"]) == 6
     assert all(f["emotion"] in card["classes"] for f in result["faces"])

@@ -33,7 +33,9 @@ def test_contract_on_a_real_clip(speech_clip):
     window = result["windows"][0]
     assert 0 <= window["start"] < window["end"] <= result["duration"]
     assert window["emotion"] in VOICE_EMOTIONS
-    assert result["model"] == {"name": registry.served_name("voice"), "version": registry.get_model(task="voice").version}
+    served = registry.get_model(task="voice")
+    assert result["model"] == {"name": registry.served_name("voice"), "version": served.version,
+                               **({"members": [m.info() for m in served.members]} if hasattr(served, "members") else {})}
 
 
 def test_bytes_and_decoded_array_give_the_same_result(speech_clip):
