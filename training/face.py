@@ -443,9 +443,24 @@ def _warm_start_text(card: dict) -> str:
     return f"; warm-started from `{Path(warm['file']).name}` ({earlier}; sha256 `{warm['sha256'][:16]}...`; command `{warm.get('command')}`)"
 
 
+def recall_rows(test: dict) -> str:
+    """Markdown rows ``| class | recall |`` of a card's test metrics."""
+    return "\n".join(f"| {k} | {v:.3f} |" if v is not None else f"| {k} | n/a |" for k, v in test["per_class_recall"].items())
+
+
+def limits_markdown(name: str) -> str:
+    """The "Limits" section every face card ends with."""
+    return f"""## Limits
+FER2013 is low-resolution, mostly frontal, web-scraped faces with label noise (human accuracy
+about 65%). Expect lower accuracy on profile faces, occlusions, children and poor lighting.
+Licence of the training data: research use (ICML 2013 challenge); not for commercial use.
+Reproduce the test numbers: `python -m training.evaluate face --data ../shared/datasets/fer2013/test --model {name}`.
+"""
+
+
 def card_markdown(card: dict) -> str:
     test = card["metrics"]["test"]
-    recall = "\n".join(f"| {k} | {v:.3f} |" if v is not None else f"| {k} | n/a |" for k, v in test["per_class_recall"].items())
+    recall = recall_rows(test)
     t = card["training"]
     return f"""# Model card: {card['name']} ({card['architecture']}), version {card['version']}
 
@@ -468,9 +483,4 @@ Facial-expression classifier: one 48x48 grey face crop -> probabilities over {',
 ## Confusion matrix (PublicTest, rows true, columns predicted)
 {markdown_confusion(test['confusion'], card['classes'])}
 
-## Limits
-FER2013 is low-resolution, mostly frontal, web-scraped faces with label noise (human accuracy
-about 65%). Expect lower accuracy on profile faces, occlusions, children and poor lighting.
-Licence of the training data: research use (ICML 2013 challenge); not for commercial use.
-Reproduce the test numbers: `python -m training.evaluate face --data ../shared/datasets/fer2013/test --model {card['name']}`.
-"""
+{limits_markdown(card['name'])}"""

@@ -26,6 +26,7 @@ from recognition.inference.labels import FACE_EMOTIONS
 from recognition.inference.preprocessing import faces_to_input
 from training import data as datasets
 from training.common import next_version
+from training.face import limits_markdown, recall_rows
 from training.metrics import fit_temperature, markdown_confusion, summarise
 
 
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def card_markdown(card: dict) -> str:
     test = card["metrics"]["test"]
-    recall = "\n".join(f"| {k} | {v:.3f} |" if v is not None else f"| {k} | n/a |" for k, v in test["per_class_recall"].items())
+    recall = recall_rows(test)
     members = "\n".join(
         f"| `{m['name']}` | {m['version']} | {m['test_accuracy']:.4f} | `{m['sha256']}` |" for m in card["members"]
     )
@@ -165,12 +166,7 @@ then temperature T={card['temperature']} (fitted on validation).
 ## Confusion matrix (PublicTest, rows true, columns predicted)
 {markdown_confusion(test['confusion'], card['classes'])}
 
-## Limits
-FER2013 is low-resolution, mostly frontal, web-scraped faces with label noise (human accuracy
-about 65%). Expect lower accuracy on profile faces, occlusions, children and poor lighting.
-Licence of the training data: research use (ICML 2013 challenge); not for commercial use.
-Reproduce the test numbers: `python -m training.evaluate face --data ../shared/datasets/fer2013/test --model {card['name']}`.
-"""
+{limits_markdown(card['name'])}"""
 
 
 if __name__ == "__main__":

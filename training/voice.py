@@ -448,6 +448,18 @@ def apply_defaults(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def run_logger(run_root: Path) -> Callable[[str], None]:
+    """A log function that prints a timestamped line and appends it to ``run_root/train.log``."""
+
+    def log(message: str) -> None:
+        line = f"{datetime.now().strftime('%H:%M:%S')} {message}"
+        print(line, flush=True)
+        with open(run_root / "train.log", "a") as fh:
+            fh.write(line + "\n")
+
+    return log
+
+
 def train(args: argparse.Namespace) -> dict:
     """Stage 1 (1-12 / 13-16), temperature, stage 2 (1-16), test on 17-20; writes model + card.
     With ``--folds K``: cross-validation over actor folds, see ``training.voice_folds``."""
@@ -459,12 +471,7 @@ def train(args: argparse.Namespace) -> dict:
     started = time.time()
     run_root = Path(args.runs) / args.name
     run_root.mkdir(parents=True, exist_ok=True)
-
-    def log(message: str) -> None:
-        line = f"{datetime.now().strftime('%H:%M:%S')} {message}"
-        print(line, flush=True)
-        with open(run_root / "train.log", "a") as fh:
-            fh.write(line + "\n")
+    log = run_logger(run_root)
 
     kind, _ = ARCHITECTURES[args.arch]
     augment = kind == "log_mel" and not args.no_augment

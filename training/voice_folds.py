@@ -36,6 +36,7 @@ from training.voice import (
     load_features,
     load_signal,
     model_options,
+    run_logger,
     run_stage,
     select,
     serve,
@@ -109,12 +110,7 @@ def train_folds(args) -> dict:
     started = time.time()
     run_root = Path(args.runs) / args.name
     run_root.mkdir(parents=True, exist_ok=True)
-
-    def log(message: str) -> None:
-        line = f"{datetime.now().strftime('%H:%M:%S')} {message}"
-        print(line, flush=True)
-        with open(run_root / "train.log", "a") as fh:
-            fh.write(line + "\n")
+    log = run_logger(run_root)
 
     kind, _ = ARCHITECTURES[args.arch]
     if kind != "log_mel":
