@@ -21,6 +21,7 @@ import numpy as np
 from recognition.inference.labels import FACE_EMOTIONS
 from recognition.inference.preprocessing import FACE_SIZE, faces_to_input
 from training import data as datasets
+from training import extra_data
 from training.common import next_version, strip_optimizer
 from training.metrics import fit_temperature, markdown_confusion, summarise
 
@@ -228,7 +229,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, name: str, width: float, e
     parser.add_argument("--class-weight-power", type=float, default=0.3)
     parser.add_argument("--val-fraction", type=float, default=0.1, help="validation carved from --data, stratified")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training samples (smoke tests)")
-    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--seed", type=int, default=1337, help="seeds the validation split (keep it fixed: members of one ensemble must share it)")
+    parser.add_argument(
+        "--aug-seed", type=int, default=None,
+        help="seeds initialisation, shuffling and augmentation (default: --seed); a second ensemble member changes this, not --seed",
+    )
     parser.add_argument("--threads", type=int, default=None, help="TensorFlow CPU threads (e.g. 1 each for two runs side by side on 2 cores)")
     parser.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     parser.add_argument(
@@ -236,6 +241,12 @@ def add_arguments(parser: argparse.ArgumentParser, *, name: str, width: float, e
         help="warm start: begin from this .keras model's weights (same architecture and width) with a fresh optimizer and schedule",
     )
     parser.add_argument("--version", default=None, help="version written into the card (default: date)")
+    parser.add_argument(
+        "--extra-data", type=Path, action="append", default=None, metavar="PATH",
+        help="repeatable: a dataset exported by the site (corrections page, GET /api/v1/corrections/export.zip, "
+        "manage.py export_corrections; a folder or .zip with face/<class>/*.png and manifest.csv) added to the "
+        "training split (never validation or test); recorded in the card as extra_data",
+    )
 
 
 def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = None) -> dict:
@@ -260,13 +271,19 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
             tf.config.threading.set_inter_op_parallelism_threads(args.threads)
         except RuntimeError:  # TensorFlow already ran in this process: its pools are fixed
             pass
-    keras.utils.set_random_seed(args.seed)
+    aug_seed = args.seed if getattr(args, "aug_seed", None) is None else args.aug_seed
+    keras.utils.set_random_seed(aug_seed)
     x_all, y_all = datasets.load_face_arrays(args.data)
     if args.limit:
         x_all, y_all = x_all[: args.limit], y_all[: args.limit]
     train_idx, val_idx = datasets.stratified_split(y_all, args.val_fraction, args.seed)
     x_train_u8, y_train = x_all[train_idx], y_all[train_idx]
     x_val, y_val = faces_to_input(x_all[val_idx]), y_all[val_idx]
+    x_extra, y_extra, extra_used = extra_data.load_all(getattr(args, "extra_data", None))
+    if extra_used:
+        x_train_u8, y_train = np.concatenate([x_train_u8, x_extra]), np.concatenate([y_train, y_extra])
+        extra_card = {**(extra_card or {}), "extra_data": extra_used}
+        log(f"extra data: {len(y_extra)} faces from {len(extra_used)} export(s): {[e['counts'] for e in extra_used]}")
     n_classes = len(FACE_EMOTIONS)
     log(f"{args.name}: backend {keras.backend.backend()}, train {len(y_train)}, val {len(y_val)}, arch {arch}, width {args.width}")
 
@@ -305,7 +322,7 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
     while state["epoch"] < schedule.total:
         epoch, epoch_started = state["epoch"], time.time()
         # Fresh augmentation every epoch, seeded by (seed, epoch) so a resumed run sees the same data.
-        x_epoch = faces_to_input(augment_faces(x_train_u8, np.random.default_rng([args.seed, epoch]), args.erase))
+        x_epoch = faces_to_input(augment_faces(x_train_u8, np.random.default_rng([aug_seed, epoch]), args.erase))
         model.fit(
             x_epoch, y_train_1h, validation_data=(x_val, y_val_1h), batch_size=args.batch_size,
             epochs=epoch + 1, initial_epoch=epoch, class_weight=weights, callbacks=callbacks, verbose=0, shuffle=True,
@@ -466,7 +483,7 @@ def card_markdown(card: dict) -> str:
 
 Facial-expression classifier: one 48x48 grey face crop -> probabilities over {', '.join(card['classes'])}.
 
-- **Data**: {card['data']['train']}. Validation: {card['data']['validation']}. Test: {card['data']['test']}.
+- **Data**: {card['data']['train']}. Validation: {card['data']['validation']}. Test: {card['data']['test']}.{extra_data.markdown(card)}
 - **Test accuracy (FER2013 PublicTest)**: {test['accuracy']:.4f} on {test['n']} images
 - **Expected calibration error** (15 bins, after temperature T={card['temperature']}): {test['ece']:.4f} (before: {card['metrics']['test_uncalibrated_ece']:.4f})
 - **Validation accuracy** (from train/): {card['metrics']['validation_accuracy']:.4f}

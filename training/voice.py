@@ -31,7 +31,7 @@ import numpy as np
 from recognition.inference import audio
 from recognition.inference.labels import VOICE_EMOTIONS
 from training.common import next_version, strip_optimizer
-from training.metrics import fit_temperature, markdown_confusion, summarise
+from training.metrics import ece_noise_floor, fit_temperature, markdown_confusion, summarise
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "ravdess-speech-16k"
@@ -618,6 +618,7 @@ def evaluate_folder(path: Path, model_name: str | None = None, *, directory: Pat
     y = np.asarray([model.classes.index(VOICE_EMOTIONS[i]) for i in labels])  # the card's class order
     metrics = summarise(np.stack(probabilities), y, model.classes)
     metrics["uncalibrated_ece"] = summarise(np.stack(raw), y, model.classes)["ece"]
+    metrics["ece_noise_floor"] = ece_noise_floor(np.stack(probabilities))
     metrics["no_speech"] = int(silent)
     metrics["model"] = model.info()
     metrics["seconds"] = round(time.time() - started, 2)
@@ -689,6 +690,15 @@ def format_check(data: Path, model_name: str, *, directory: Path | None = None, 
 # Model card
 
 
+def floor_text(test: dict) -> str:
+    """The card's note on how much of a measured ECE is the sample's own noise."""
+    floor = test.get("ece_noise_floor")
+    if not floor:
+        return ""
+    return (f"; a perfectly calibrated model with these confidences would measure {floor['mean']:.4f} on {floor['n']} clips "
+            f"(90th percentile {floor['p90']:.4f}; `training.metrics.ece_noise_floor`, labels drawn from the model's own probabilities)")
+
+
 def card_markdown_folds(card: dict) -> str:
     """The card of a fold ensemble (``training.voice_folds``): the fold table first."""
     m = card["metrics"]
@@ -721,7 +731,7 @@ peak-normalised, scored in 3 s windows (hop 1.5 s) on 3 s of 64-band log-mel fra
 - **Recipe**: `{json.dumps(t['recipe'])}`; augmentation: {card['data']['augmentation']}
 - **Cross-validation (out-of-fold actors; {"the chosen recipes' fold models averaged" if candidates else "each fold model alone"})**: mean {cv['mean']:.4f}, spread (std) {cv['std']:.4f}, min {cv['min']:.4f}, max {cv['max']:.4f}; out-of-fold ECE {cv['out_of_fold_ece']:.4f}
 - **Test accuracy (actors 17-20, never seen in training or selection; the ensemble)**: {test['accuracy']:.4f} on {test['n']} clips (chance 0.125)
-- **Expected calibration error** (15 bins; members calibrated on their out-of-fold actors): {test['ece']:.4f} (uncalibrated members: {m['test_uncalibrated_ece']:.4f})
+- **Expected calibration error** (15 bins; members calibrated on their out-of-fold actors): {test['ece']:.4f} (uncalibrated members: {m['test_uncalibrated_ece']:.4f}){floor_text(test)}
 - **Parameters**: {card['parameters']:,} in all
 - **Training**: `{t['command']}`; {t['epochs'] if isinstance(t['epochs'], int) else 70} epochs per fold, {t['train_seconds']:.0f} s of training of the members ({t['total_seconds']:.0f} s for this command, evaluation included) on {t['device']} ({t['backend']} backend)
 - **Date**: {card['date']}{short_line}

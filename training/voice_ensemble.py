@@ -131,7 +131,9 @@ def main(argv: list[str] | None = None) -> dict:
         recipe = by_name[name]
         for card in recipe["cards"]:
             for suffix in (".keras", ".json"):
-                shutil.copyfile(recipe["folder"] / f"{card['name']}{suffix}", out / f"{card['name']}{suffix}")
+                source, target = recipe["folder"] / f"{card['name']}{suffix}", out / f"{card['name']}{suffix}"
+                if not (target.exists() and source.resolve() == target.resolve()):  # a recipe folder may link to --out
+                    shutil.copyfile(source, target)
             if sha256_file(out / card["file"]) != card["sha256"]:
                 raise SystemExit(f"{card['name']}: copied file does not match its card")
             members.append({"name": card["name"], "sha256": card["sha256"], "recipe": name, "validation": card["data"]["validation"]})
