@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"model {loaded.name} {loaded.version} ({', '.join(m.name for m in members)}; "
         f"{sum(m.keras_model.count_params() for m in members):,} parameters"
-        f"{'; mirror images averaged' if getattr(loaded, 'flip', False) else ''}); "
+        f"{'; test-time views: ' + '+'.join(loaded.tta) if getattr(loaded, 'tta', None) else ''}); "
         f"{os.cpu_count()} CPUs, load average {load:.1f}; median of {args.repeats} runs"
     )
     print("\n".join(classification_table(single(loaded), args.repeats)))

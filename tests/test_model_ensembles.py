@@ -64,6 +64,29 @@ def test_face_ensemble_averages_calibrated_members_over_mirror_images(face_model
     assert ensemble.predict_raw(x[:0]).shape == (0, 7)
 
 
+def test_shift_views_are_the_faces_moved_two_pixels_as_opencv_would(face_models):
+    import cv2
+
+    registry.clear_cache()
+    faces_u8 = fer_faces(1)
+    x = faces_to_input(faces_u8)
+    views = registry.tta_views(x, ["hflip", "shift2"])
+    assert views.shape == (10 * len(x), 48, 48, 1)
+    assert np.array_equal(views[: len(x)], x) and np.array_equal(views[len(x) : 2 * len(x)], x[:, :, ::-1])
+    # the third view: each face moved 2 px right, edges repeated (cv2.BORDER_REPLICATE)
+    moved = np.stack([cv2.warpAffine(f, np.float32([[1, 0, 2], [0, 1, 0]]), (48, 48), borderMode=cv2.BORDER_REPLICATE) for f in faces_u8])
+    assert np.array_equal(views[2 * len(x) : 3 * len(x)], faces_to_input(moved))
+    write_ensemble(face_models, "shifted", ["face_vgg"], ["hflip", "shift2"])
+    ensemble = registry.get_model("shifted", directory=face_models)
+    member = registry.get_model("face_vgg", directory=face_models)
+    expected = member.predict(views).reshape(10, len(x), 7).mean(0)
+    assert np.allclose(ensemble.predict_raw(x), expected / expected.sum(1, keepdims=True), atol=1e-5)
+    assert np.allclose(ensemble.predict(x[:, :, ::-1]), ensemble.predict(x), atol=1e-5)  # still mirror-symmetric
+    write_ensemble(face_models, "odd", ["face_vgg"], ["hflip", "rotate90"])
+    with pytest.raises(registry.ModelUnavailable, match="rotate90"):
+        registry.get_model("odd", directory=face_models)
+
+
 def test_the_served_pipeline_runs_an_ensemble(face_models, settings):
     registry.clear_cache()
     write_ensemble(face_models, "both", ["face_vgg", "face_cnn"], ["hflip"])
@@ -131,10 +154,11 @@ def test_face_ensemble_command_chooses_on_validation_and_serves(face_models, tmp
     registry.clear_cache()
     card = face_ensemble.main(["--candidates", "face_vgg", "face_cnn", "--name", "chosen", "--models-dir", str(face_models),
                                "--train", str(tmp_path / "train"), "--test", str(tmp_path / "test"), "--serve"])
-    assert len(card["selection"]) == 6  # 3 subsets, with and without flip
+    assert len(card["selection"]) == 9  # 3 subsets x (no views, mirror, mirror + shifts)
+    assert {tuple(r["tta"]) for r in card["selection"]} == {(), ("hflip",), ("hflip", "shift2")}
     best = card["selection"][0]
     assert best["validation_accuracy"] == max(r["validation_accuracy"] for r in card["selection"])
-    assert [m["name"] for m in card["members"]] == best["members"] and card["tta"] == (["hflip"] if best["hflip"] else [])
+    assert [m["name"] for m in card["members"]] == best["members"] and card["tta"] == best["tta"]
     assert card["metrics"]["test"]["n"] == 21 and "Selection on validation" in (face_models / "chosen.md").read_text()
     assert json.loads((face_models / "registry.json").read_text()) == {"face": "chosen", "voice": "x"}
     registry.clear_cache()

@@ -2,10 +2,11 @@
 
     python -m training.face_ensemble --candidates face_vgg face_cnn --name face_ensemble [--serve]
 
-Every non-empty subset of the candidate models, with and without test-time horizontal flip, is
-scored on the validation split that every face model was trained without (10% of FER2013
+Every non-empty subset of the candidate models, with each set of test-time views (none; the
+mirror image; the mirror image and 2-pixel shifts of both: ``registry.TTA_SETS``), is scored on
+the validation split that every face model was trained without (10% of FER2013
 Training, stratified, seed 1337: ``training.data.stratified_split``). The best one (ties: fewer
-members, then no flip, as it is cheaper) is written as an ensemble card (``"kind": "ensemble"``,
+members, then fewer views, as they are cheaper) is written as an ensemble card (``"kind": "ensemble"``,
 members with sha256, ``tta``), its temperature fitted on the validation split; PublicTest is then
 scored once through ``registry.get_model`` and ``training.evaluate`` (the serving code).
 """
@@ -29,6 +30,9 @@ from training.common import next_version
 from training.face import limits_markdown, recall_rows
 from training.metrics import fit_temperature, markdown_confusion, summarise
 
+# The sets of test-time views compared on validation, cheapest first (registry.tta_views).
+TTA_SETS = ((), ("hflip",), ("hflip", "shift2"))
+
 
 def validation_split(train: Path, fraction: float = 0.1, seed: int = 1337) -> tuple[np.ndarray, np.ndarray]:
     """The face trainers' validation faces (uint8) and labels: same split, same seed."""
@@ -38,29 +42,36 @@ def validation_split(train: Path, fraction: float = 0.1, seed: int = 1337) -> tu
 
 
 def candidate_table(names: list[str], x: np.ndarray, y: np.ndarray, directory: Path | None, max_members: int) -> list[dict]:
-    """Validation accuracy of every subset (up to ``max_members``) with and without flip."""
+    """Validation accuracy of every subset (up to ``max_members``) with each set of test-time
+    views, averaged exactly as ``registry.EnsembleModel`` averages them."""
     from recognition.inference import registry
 
     inputs = faces_to_input(x)
+    widest = max(TTA_SETS, key=len)
+    n_views = len(registry.tta_views(inputs[:1], widest))
     outputs = {}
     for name in names:
         model = registry.get_model(name, directory=directory)
         if model.classes != list(FACE_EMOTIONS):
             raise SystemExit(f"{name}: classes {model.classes} are not {list(FACE_EMOTIONS)}")
-        plain = np.concatenate([model.predict(inputs[i : i + 512]) for i in range(0, len(inputs), 512)])
-        flipped = np.concatenate([model.predict(inputs[i : i + 512, :, ::-1]) for i in range(0, len(inputs), 512)])
-        outputs[name] = (plain, flipped)
+        # (views, N, classes): the views of the widest set, in tta_views' order
+        outputs[name] = np.concatenate(
+            [model.predict(registry.tta_views(inputs[i : i + 256], widest)).reshape(n_views, -1, len(FACE_EMOTIONS)) for i in range(0, len(inputs), 256)],
+            axis=1,
+        )
     rows = []
     for k in range(1, min(max_members, len(names)) + 1):
         for subset in itertools.combinations(names, k):
-            for flip in (False, True):
-                p = np.mean([outputs[n][0] for n in subset] + ([outputs[n][1] for n in subset] if flip else []), axis=0)
-                rows.append({"members": list(subset), "hflip": flip, "validation_accuracy": round(float((p.argmax(1) == y).mean()), 4), "_p": p})
+            for tta in TTA_SETS:
+                views = len(registry.tta_views(inputs[:1], tta))  # the first views of the widest set are this set's
+                p = np.mean([outputs[n][:views] for n in subset], axis=(0, 1))
+                rows.append({"members": list(subset), "tta": list(tta), "hflip": "hflip" in tta,
+                             "validation_accuracy": round(float((p.argmax(1) == y).mean()), 4), "_p": p})
     return rows
 
 
 def choose(rows: list[dict]) -> dict:
-    return max(rows, key=lambda r: (r["validation_accuracy"], -len(r["members"]), not r["hflip"]))
+    return max(rows, key=lambda r: (r["validation_accuracy"], -len(r["members"]), -len(r["tta"])))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -84,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = candidate_table(args.candidates, x_val, y_val, directory, args.max_members)
     best = choose(rows)
     for row in sorted(rows, key=lambda r: -r["validation_accuracy"]):
-        print(f"{row['validation_accuracy']:.4f}  {'+'.join(row['members'])}{' +flip' if row['hflip'] else ''}", file=sys.stderr)
+        print(f"{row['validation_accuracy']:.4f}  {'+'.join(row['members'])} {'+'.join(row['tta']) or 'no tta'}", file=sys.stderr)
     temperature = fit_temperature(best["_p"], y_val)
     val_metrics = summarise(apply_temperature(best["_p"], temperature), y_val, FACE_EMOTIONS)
     members = [registry.get_model(n, directory=directory) for n in best["members"]]
@@ -94,15 +105,15 @@ def main(argv: list[str] | None = None) -> dict:
         "task": "face",
         "kind": "ensemble",
         "version": next_version(directory / f"{args.name}.json", today.replace("-", ".")),
-        "architecture": " + ".join(m.card.get("architecture", m.name) for m in members) + (" (with mirror images)" if best["hflip"] else ""),
+        "architecture": " + ".join(m.card.get("architecture", m.name) for m in members) + (f" (test-time views: {', '.join(best['tta'])})" if best["tta"] else ""),
         "members": [{"name": m.name, "version": m.version, "sha256": m.card["sha256"], "test_accuracy": m.card.get("metrics", {}).get("test", {}).get("accuracy")} for m in members],
-        "tta": ["hflip"] if best["hflip"] else [],
+        "tta": list(best["tta"]),
         "classes": list(FACE_EMOTIONS),
         "input": members[0].card["input"],
         "parameters": int(sum(m.card.get("parameters", 0) for m in members)),
         "temperature": round(float(temperature), 4),
         "data": {
-            "selection": f"every subset of {args.candidates} (up to {args.max_members}), with and without horizontal flip, scored on the validation split; the best chosen",
+            "selection": f"every subset of {args.candidates} (up to {args.max_members}), with each set of test-time views {[list(t) for t in TTA_SETS]}, scored on the validation split; the best chosen",
             "validation": f"{len(y_val)} images from FER2013 Training (10% stratified, seed 1337), never trained on by any member; chooses the members and fits the temperature",
             "test": "FER2013 PublicTest, scored once for the chosen ensemble",
         },
@@ -127,17 +138,27 @@ def main(argv: list[str] | None = None) -> dict:
     return card
 
 
+def view_text(tta: list[str]) -> str:
+    if not tta:
+        return "the face alone"
+    if "shift2" in tta:
+        return "the face and its mirror image, each also moved 2 px left, right, up and down (10 views)" if "hflip" in tta else "the face moved 2 px four ways (5 views)"
+    return "the face and its mirror image"
+
+
 def card_markdown(card: dict) -> str:
     test = card["metrics"]["test"]
     recall = recall_rows(test)
     members = "\n".join(
         f"| `{m['name']}` | {m['version']} | {m['test_accuracy']:.4f} | `{m['sha256']}` |" for m in card["members"]
     )
-    selection = "\n".join(f"| {' + '.join(r['members'])} | {'yes' if r['hflip'] else 'no'} | {r['validation_accuracy']:.4f} |" for r in card["selection"])
+    selection = "\n".join(
+        f"| {' + '.join(r['members'])} | {view_text(r.get('tta', ['hflip'] if r.get('hflip') else []))} | {r['validation_accuracy']:.4f} |" for r in card["selection"]
+    )
     return f"""# Model card: {card['name']} (ensemble), version {card['version']}
 
 Facial-expression classifier: one 48x48 grey face crop -> probabilities over {', '.join(card['classes'])}:
-the mean of the members' calibrated probabilities{' over the face and its mirror image' if card['tta'] else ''},
+the mean of the members' calibrated probabilities{' over ' + view_text(card['tta']) if card['tta'] else ''},
 then temperature T={card['temperature']} (fitted on validation).
 
 - **Test accuracy (FER2013 PublicTest, scored once)**: {test['accuracy']:.4f} on {test['n']} images
@@ -153,8 +174,8 @@ then temperature T={card['temperature']} (fitted on validation).
 |---|---|---|---|
 {members}
 
-## Selection on validation (every subset, with and without flip)
-| members | flip | validation accuracy |
+## Selection on validation (every subset, each set of test-time views)
+| members | test-time views | validation accuracy |
 |---|---|---|
 {selection}
 

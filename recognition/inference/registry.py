@@ -6,8 +6,8 @@ the cards, never from constants spread through the code.
 
 A card with ``"kind": "ensemble"`` names ``members`` (each a model with its own card and sha256)
 instead of a file: ``EnsembleModel`` averages their calibrated probabilities, optionally over the
-inputs and their mirror images (``"tta": ["hflip"]``, faces), then applies the ensemble's own
-temperature. It answers the same calls as ``LoadedModel``, so every caller (pages, API, workers,
+inputs and their mirror images (``"tta": ["hflip"]``, faces) and 2-pixel shifts of them
+(``"shift2"``), then applies the ensemble's own temperature. It answers the same calls as ``LoadedModel``, so every caller (pages, API, workers,
 live, video, evaluation) serves an ensemble through the same code.
 """
 from __future__ import annotations
@@ -122,9 +122,28 @@ class LoadedModel:
             return np.asarray(self.keras_model.predict_on_batch(x), dtype=np.float64)
 
 
-def _mirrored(x: np.ndarray) -> np.ndarray:
-    """(N, H, W, C) images -> the same batch followed by its horizontal mirror images."""
-    return np.concatenate([x, x[:, :, ::-1]])
+TTA_SHIFT_PX = 2
+TTA_KINDS = ("hflip", "shift2")
+
+
+def _shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """(N, H, W, C) images moved by whole pixels, edges repeated (cv2.BORDER_REPLICATE)."""
+    rows = np.clip(np.arange(x.shape[1]) - dy, 0, x.shape[1] - 1)
+    cols = np.clip(np.arange(x.shape[2]) - dx, 0, x.shape[2] - 1)
+    return x[:, rows][:, :, cols]
+
+
+def tta_views(x: np.ndarray, tta: list[str] | tuple[str, ...]) -> np.ndarray:
+    """The batch of views averaged at test time, view-major: (V * N, H, W, C). ``hflip`` adds
+    mirror images; ``shift2`` adds every view moved 2 px left, right, up and down."""
+    unknown = set(tta) - set(TTA_KINDS)
+    if unknown:
+        raise ModelUnavailable(f"unknown test-time augmentation {sorted(unknown)}; known: {list(TTA_KINDS)}")
+    views = [x, x[:, :, ::-1]] if "hflip" in tta else [x]
+    if "shift2" in tta:
+        d = TTA_SHIFT_PX
+        views = views + [_shifted(v, dy, dx) for v in views for dy, dx in ((0, d), (0, -d), (d, 0), (-d, 0))]
+    return np.concatenate(views)
 
 
 @dataclass
@@ -149,16 +168,18 @@ class EnsembleModel:
     def flip(self) -> bool:
         return "hflip" in self.card.get("tta", [])
 
+    @property
+    def tta(self) -> list[str]:
+        return list(self.card.get("tta", []))
+
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float64)
-        batch = _mirrored(x) if self.flip else x
+        batch = tta_views(x, self.tta) if self.tta else x
         total = np.zeros((len(batch), len(self.classes)), dtype=np.float64)
         for member in self.members:
             total += member.predict(batch)
-        mean = total / len(self.members)
-        if self.flip:
-            mean = (mean[: len(x)] + mean[len(x) :]) / 2
+        mean = (total / len(self.members)).reshape(-1, len(x), len(self.classes)).mean(axis=0)
         return mean / mean.sum(axis=-1, keepdims=True)
 
 
@@ -197,6 +218,8 @@ def _load(name: str, directory: Path, parents: tuple[str, ...]) -> LoadedModel |
         entries = card.get("members") or []
         if not entries or name in parents:
             raise ModelUnavailable(f"ensemble card {name} has no members or names itself")
+        if set(card.get("tta", [])) - set(TTA_KINDS):
+            raise ModelUnavailable(f"ensemble card {name}: unknown test-time augmentation {card['tta']}; known: {list(TTA_KINDS)}")
         members = []
         for entry in entries:
             member = _load(entry["name"], directory, (*parents, name))
