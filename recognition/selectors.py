@@ -73,7 +73,9 @@ def status_for(user: Any, ids: list[int]) -> list[Analysis]:
 
 
 def stats_for(user: Any) -> dict[str, Any]:
-    """Counts for the dashboard: totals, emotion distribution, per day and per modality."""
+    """Counts for the dashboard: totals, emotion distribution, per day and per modality, and the
+    served models' agreement with the user's corrections (``corrections.agreement_for``)."""
+    from .corrections import agreement_for
     qs = _owned(user)
     done = qs.filter(status=Analysis.Status.DONE)
     with_emotion = done.exclude(emotion="")
@@ -118,6 +120,7 @@ def stats_for(user: Any) -> dict[str, Any]:
         ],
         "faces": sum(done.values_list("face_count", flat=True)),
         "average_confidence": with_emotion.aggregate(v=Avg("confidence"))["v"],
+        "corrections": agreement_for(user),
     }
 
 

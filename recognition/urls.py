@@ -17,5 +17,9 @@ urlpatterns = [
     path("analyses/<int:pk>/media/", analyses.analysis_media, name="analysis-media"),
     path("analyses/<int:pk>/delete/", analyses.analysis_delete, name="analysis-delete"),
     path("analyses/<int:pk>/retry/", analyses.analysis_retry, name="analysis-retry"),
+    path("analyses/<int:pk>/corrections/", analyses.analysis_correct, name="analysis-correct"),
+    path("corrections/", analyses.corrections_page, name="corrections"),
+    path("corrections/export.zip", analyses.corrections_export, name="corrections-export"),
+    path("corrections/sharing/", analyses.corrections_sharing, name="corrections-sharing"),
     path("account/delete-data/", analyses.delete_my_data, name="delete-my-data"),
 ]

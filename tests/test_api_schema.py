@@ -25,6 +25,13 @@ API_OPERATIONS = {
     ("/api/v1/export.json", "get"),
     ("/api/v1/models/", "get"),
     ("/api/v1/stats/", "get"),
+    ("/api/v1/analyses/{id}/corrections/", "get"),
+    ("/api/v1/analyses/{id}/corrections/{item}/", "put"),
+    ("/api/v1/analyses/{id}/corrections/{item}/", "delete"),
+    ("/api/v1/corrections/", "get"),
+    ("/api/v1/corrections/export.zip", "get"),
+    ("/api/v1/corrections/sharing/", "get"),
+    ("/api/v1/corrections/sharing/", "put"),
 }
 
 

@@ -59,6 +59,10 @@ ROUTES: dict[str, str] = {
     "analyses/<int:pk>/media/": PAGE_OBJECT,
     "analyses/<int:pk>/delete/": PAGE_OBJECT,
     "analyses/<int:pk>/retry/": PAGE_OBJECT,
+    "analyses/<int:pk>/corrections/": PAGE_OBJECT,
+    "corrections/": PAGE_ACCOUNT,
+    "corrections/export.zip": PAGE_ACCOUNT,
+    "corrections/sharing/": PAGE_ACCOUNT,
     # accounts
     "accounts/signup/": PUBLIC,
     "accounts/login/": PUBLIC,
@@ -79,6 +83,11 @@ ROUTES: dict[str, str] = {
     "api/v1/export.json": API_ACCOUNT,
     "api/v1/models/": API_ACCOUNT,
     "api/v1/stats/": API_ACCOUNT,
+    "api/v1/analyses/<int:pk>/corrections/": API_OBJECT,
+    "api/v1/analyses/<int:pk>/corrections/<str:item>/": API_OBJECT,
+    "api/v1/corrections/": API_ACCOUNT,
+    "api/v1/corrections/export.zip": API_ACCOUNT,
+    "api/v1/corrections/sharing/": API_ACCOUNT,
     "api/v1/^": API_PUBLIC,  # the JSON 404 for unknown API paths (newlines included)
     "api/schema/": PUBLIC,
     "api/docs/": PUBLIC,
@@ -151,7 +160,7 @@ def concrete(route: str, pk: int) -> str:
     if route in special:
         return "/" + special[route]
     values = {"pk": str(pk), "object_id": str(pk), "id": str(pk), "content_type_id": "1", "uidb64": "MQ",
-              "token": "set-password"}  # fmt: skip
+              "token": "set-password", "item": "face-1"}  # fmt: skip
     path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], route)
     assert "<" not in path and "(?" not in path, f"no concrete path for {route}"
     return "/" + path
@@ -212,7 +221,10 @@ VARIANTS = {"analyses/<int:pk>/media/": ["", "?variant=thumb", "?variant=preview
             "api/v1/analyses/<int:pk>/media/": ["", "?download=1"]}  # fmt: skip
 # What the owner gets from a GET, proving the route serves real data (so a 404 for mallory is
 # isolation, not a broken route). Retry is POST-only (the owner's POST on a done analysis is a no-op).
-OWNER_OK = {"analyses/<int:pk>/retry/": ("POST", 302)}
+OWNER_OK = {"analyses/<int:pk>/retry/": ("POST", 302),
+            # POST-only; without an item the owner's POST is a 400 (mallory's a 404)
+            "analyses/<int:pk>/corrections/": ("POST", 400),
+            "api/v1/analyses/<int:pk>/corrections/<str:item>/": ("DELETE", 204)}
 
 
 @pytest.mark.django_db

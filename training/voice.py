@@ -30,6 +30,7 @@ import numpy as np
 
 from recognition.inference import audio
 from recognition.inference.labels import VOICE_EMOTIONS
+from training import extra_data
 from training.common import next_version, strip_optimizer
 from training.metrics import ece_noise_floor, fit_temperature, markdown_confusion, summarise
 
@@ -435,6 +436,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", default=None, help="version written into the card (default: date)")
     parser.add_argument("--no-formats", action="store_true", help="skip the WAV/MP3/M4A robustness check")
     parser.add_argument("--serve", action="store_true", help="name this model as the served 'voice' model in models/registry.json")
+    parser.add_argument(
+        "--extra-data", type=Path, action="append", default=None, metavar="PATH",
+        help="repeatable: a dataset exported by the site (folder or .zip with voice/<class>/*.wav and manifest.csv) "
+        "added to the training clips as actor 0 (never validation or test); recorded in the card; not with --folds",
+    )
 
 
 def apply_defaults(args: argparse.Namespace) -> argparse.Namespace:
@@ -464,6 +470,8 @@ def train(args: argparse.Namespace) -> dict:
     """Stage 1 (1-12 / 13-16), temperature, stage 2 (1-16), test on 17-20; writes model + card.
     With ``--folds K``: cross-validation over actor folds, see ``training.voice_folds``."""
     if getattr(args, "folds", 0):
+        if getattr(args, "extra_data", None):
+            raise SystemExit("--extra-data is for a single model, not with --folds")
         from training.voice_folds import train_folds
 
         return train_folds(args)
@@ -480,6 +488,10 @@ def train(args: argparse.Namespace) -> dict:
         clips = _limit(clips, args.limit)
     if not clips:
         raise SystemExit(f"no RAVDESS clips of actors 1-16 under {args.data}")
+    extra_clips, args.extra_used = extra_data.voice_clips(getattr(args, "extra_data", None))
+    if extra_clips:
+        clips = clips + extra_clips
+        log(f"extra data: {len(extra_clips)} clips from {len(args.extra_used)} export(s): {[e['counts'] for e in args.extra_used]}")
     log(f"{args.name}: arch {args.arch}, {len(clips)} training clips (actors 1-16), augment {augment}, epochs {args.epochs}")
     data = load_features(clips, kind, augment, args.seed, log)
     inner_mask = np.isin(data["actor"], INNER_VAL_ACTORS)
@@ -564,6 +576,7 @@ def finish(args, model, kind, temperature, inner_metrics, inner_state, final_sta
         "date": today,
         "sha256": sha256_file(model_path),
         "size_bytes": model_path.stat().st_size,
+        **({"extra_data": args.extra_used} if getattr(args, "extra_used", None) else {}),
     }
     write_card(card, out)
     registry.clear_cache()  # a model of this name may have been loaded earlier in this process

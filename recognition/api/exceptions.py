@@ -36,6 +36,14 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "too_large"
 
 
+class LabelConflict(exceptions.APIException):
+    """A correction's label that the item's model does not have (the other model's label)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The label is not one of this item's classes."
+    default_code = "label_not_in_model"
+
+
 class ServiceUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "The recognition model is not available right now."

@@ -15,6 +15,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
 from recognition.models import Analysis
 
 # ----------------------------------------------------------------------------- errors
@@ -338,6 +339,122 @@ class AnalysisSerializer(serializers.ModelSerializer):
         return self._absolute("api:analysis-media", obj)
 
 
+# ----------------------------------------------------------------------------- corrections
+
+ALL_EMOTIONS = sorted({*FACE_EMOTIONS, *VOICE_EMOTIONS})
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON ``true`` or ``false`` only (DRF would also take "yes", "on", 1...)."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class CorrectionModelSerializer(serializers.Serializer):
+    name = serializers.CharField(allow_blank=True)
+    version = serializers.CharField(allow_blank=True)
+
+
+class CorrectionRefSerializer(serializers.Serializer):
+    """Where the item is; the keys that apply to its kind."""
+
+    box = serializers.ListField(
+        child=serializers.IntegerField(), required=False, help_text="Faces: [x, y, width, height] in the analysed pixels."
+    )
+    track = serializers.IntegerField(required=False, help_text="Video: the person's track id.")
+    t = serializers.FloatField(required=False, allow_null=True, help_text="Video: the sampled frame (s) the box is from.")
+    first = serializers.FloatField(required=False, allow_null=True, help_text="Video: first seen (s).")
+    last = serializers.FloatField(required=False, allow_null=True, help_text="Video: last seen (s).")
+    start = serializers.FloatField(required=False, allow_null=True, help_text="Recording, window, session: start (s).")
+    end = serializers.FloatField(required=False, allow_null=True, help_text="Recording, window, session: end (s).")
+
+
+class CorrectionItemSerializer(serializers.Serializer):
+    """One correctable item of an analysis and its correction, if any (``label`` null: none)."""
+
+    item = serializers.CharField(
+        help_text="`face-<n>` (photo, n from 1), `track-<id>` (video), `recording` and `window-<n>` "
+        "(recording), `session` (live)."
+    )
+    task = serializers.ChoiceField(choices=["face", "voice"], help_text="Which model's classes apply.")
+    title = serializers.CharField(help_text="How the result page names it, e.g. `Face 1`.")
+    ref = CorrectionRefSerializer()
+    predicted = serializers.CharField(allow_null=True, help_text="What the model said (null: no speech).")
+    confidence = serializers.FloatField(allow_null=True)
+    classes = serializers.ListField(child=serializers.CharField(), help_text="The labels this item may be given.")
+    model = CorrectionModelSerializer(help_text="The model that made the prediction.")
+    label = serializers.CharField(allow_null=True, help_text="Your correction (the true emotion); null when none.")
+    agreed = serializers.BooleanField(allow_null=True, help_text="Whether the model's prediction is your label.")
+    updated = serializers.DateTimeField(allow_null=True)
+
+
+class CorrectionSetSerializer(serializers.Serializer):
+    label = serializers.ChoiceField(
+        choices=ALL_EMOTIONS,
+        help_text="The true emotion. It must be one of the item's `classes`: a label only the other model has "
+        "(e.g. `fear` for a voice item, whose model says `fearful`) answers 409.",
+    )
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict) and "label" in data and not isinstance(data["label"], str):
+            raise serializers.ValidationError({"label": ["Must be a string."]})
+        return super().to_internal_value(data)
+
+
+class CorrectionSerializer(serializers.Serializer):
+    """One of your corrections, for the list of all of them."""
+
+    analysis = serializers.IntegerField()
+    item = serializers.CharField()
+    task = serializers.ChoiceField(choices=["face", "voice"])
+    label = serializers.CharField()
+    predicted = serializers.CharField(allow_null=True)
+    confidence = serializers.FloatField(allow_null=True)
+    agreed = serializers.BooleanField()
+    model = CorrectionModelSerializer()
+    ref = CorrectionRefSerializer()
+    kind = serializers.ChoiceField(choices=Analysis.Kind.choices)
+    original_name = serializers.CharField(allow_blank=True)
+    created = serializers.DateTimeField()
+    updated = serializers.DateTimeField()
+
+
+class SharingSerializer(serializers.Serializer):
+    share = StrictBooleanField(
+        help_text="true: your corrections go into the shared pool an administrator exports for training. "
+        "Off by default; turning it off takes them out of every later export."
+    )
+
+
+class AgreementCountSerializer(serializers.Serializer):
+    n = serializers.IntegerField(help_text="Corrections.")
+    agreed = serializers.IntegerField(help_text="Of them, where the model said your label.")
+    accuracy = serializers.FloatField(allow_null=True, help_text="agreed / n; null when n is 0.")
+
+
+class AgreementClassSerializer(AgreementCountSerializer):
+    task = serializers.CharField()
+    label = serializers.CharField(help_text="Your label (the true class).")
+
+
+class AgreementModelSerializer(AgreementCountSerializer):
+    task = serializers.CharField()
+    name = serializers.CharField(allow_blank=True)
+    version = serializers.CharField(allow_blank=True)
+    per_class = serializers.DictField(child=AgreementCountSerializer(), help_text="True class -> counts.")
+
+
+class AgreementSerializer(AgreementCountSerializer):
+    """The served models' agreement with your corrections (their accuracy on your data)."""
+
+    by_task = serializers.DictField(child=AgreementCountSerializer(), help_text="`face` / `voice` -> counts.")
+    per_class = AgreementClassSerializer(many=True)
+    by_model = AgreementModelSerializer(many=True, help_text="Per model version: retrained models show up apart.")
+
+
 # ----------------------------------------------------------------------------- stats
 
 
@@ -364,6 +481,7 @@ class StatsSerializer(serializers.Serializer):
     over_time = DayEmotionsSerializer(many=True)
     faces = serializers.IntegerField(help_text="Faces found in finished analyses.")
     average_confidence = serializers.FloatField(allow_null=True)
+    corrections = AgreementSerializer(help_text="The served models' agreement with your corrections.")
 
 
 # ----------------------------------------------------------------------------- models

@@ -19,6 +19,23 @@ urlpatterns = [
         views.AnalysisMediaView.as_view(),
         name="analysis-media",
     ),
+    path(
+        "analyses/<int:pk>/corrections/",
+        views.CorrectionItemsView.as_view(),
+        name="analysis-corrections",
+    ),
+    path(
+        "analyses/<int:pk>/corrections/<str:item>/",
+        views.CorrectionView.as_view(),
+        name="analysis-correction",
+    ),
+    path("corrections/", views.CorrectionListView.as_view(), name="corrections"),
+    path(
+        "corrections/export.zip",
+        views.CorrectionExportView.as_view(),
+        name="corrections-export",
+    ),
+    path("corrections/sharing/", views.SharingView.as_view(), name="corrections-sharing"),
     path("export.csv", views.ExportCsvView.as_view(), name="export-csv"),
     path("export.json", views.ExportJsonView.as_view(), name="export-json"),
     path("models/", views.ModelsView.as_view(), name="models"),

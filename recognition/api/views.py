@@ -13,7 +13,12 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiRequest, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiRequest,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework import status
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import NotFound
@@ -25,19 +30,23 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recognition import exports, media, selectors, services
+from recognition import corrections, exports, media, selectors, services
 from recognition.inference import registry
 from recognition.models import Analysis
 
-from .exceptions import PayloadTooLarge
+from .exceptions import LabelConflict, PayloadTooLarge
 from .serializers import (
     AnalysisFilterSerializer,
     AnalysisSerializer,
+    CorrectionItemSerializer,
+    CorrectionSerializer,
+    CorrectionSetSerializer,
     CredentialsSerializer,
     ErrorSerializer,
     MediaQuerySerializer,
     ModelCardSerializer,
     PageQuerySerializer,
+    SharingSerializer,
     StatsSerializer,
     TokenSerializer,
     UploadQuerySerializer,
@@ -55,6 +64,7 @@ ERROR_MEANINGS = {
     401: "No, invalid or revoked token.",
     403: "A write with the session cookie but without the CSRF token.",
     404: "Not found, or not yours.",
+    409: "Conflicts with the resource's state.",
     413: "Too large: bytes, pixels or duration over the limits.",
     415: "Not a supported photo, recording or video.",
     416: "The requested byte range is outside the file.",
@@ -513,3 +523,151 @@ class ModelsView(ApiView):
     def get(self, request: Request) -> Response:
         cards = [model_summary(task, name) for task, name in served_models().items()]
         return Response(ModelCardSerializer(cards, many=True).data)
+
+
+# ----------------------------------------------------------------------------- corrections
+
+ITEM_PARAMETER = OpenApiParameter(
+    "item", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=f"^({corrections.ITEM_PATTERN})$",
+    description="The item: `face-<n>` (a photo's face n, from 1), `track-<id>` (a video's person), "
+    "`recording` or `window-<n>` (a recording, window n from 1), `session` (a live session).",
+)  # fmt: skip
+
+
+def correction_item(request: Request, pk: int, item: str) -> dict[str, Any]:
+    for found in corrections.items_for(request.user, pk):
+        if found.key == item:
+            return found.as_dict()
+    raise NotFound("No such item in this analysis.")  # pragma: no cover - set_correction checked it
+
+
+class CorrectionItemsView(ApiView):
+    @extend_schema(
+        operation_id="analyses_corrections_list",
+        tags=["corrections"],
+        responses={200: CorrectionItemSerializer(many=True), **errors(401, 404, 429)},
+        summary="The items of one of your analyses and your corrections",
+        description="Every face, person, recording window or session the result has, with the model's "
+        "prediction and your correction (`label`, null when none). Empty until the analysis is done.",
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response([item.as_dict() for item in corrections.items_for(request.user, pk)])
+
+
+class CorrectionView(ApiView):
+    parser_classes = (JSONParser,)  # a form's strings cannot say null or a boolean: JSON only
+
+    @extend_schema(
+        operation_id="analyses_corrections_set",
+        tags=["corrections"],
+        parameters=[ITEM_PARAMETER],
+        request=CorrectionSetSerializer,
+        responses={
+            200: CorrectionItemSerializer,
+            **errors(
+                400, 401, 403, 404, 409, 415, 429,
+                e400="`label` missing or not an emotion either model knows.",
+                e404="No such analysis or item, not yours, deleted, or not finished.",
+                e409="`label` is not one of this item's `classes` (it belongs to the other model).",
+                e415="The body is not JSON.",
+            ),
+        },
+        summary="Set or change the true emotion of one item",
+    )
+    def put(self, request: Request, pk: int, item: str) -> Response:
+        selectors.get_analysis_for(request.user, pk)  # someone else's: 404 whatever the body
+        body = CorrectionSetSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            corrections.set_correction(
+                owner=request.user, analysis_id=pk, item=item, label=body.validated_data["label"]
+            )
+        except corrections.InvalidLabel as exc:
+            raise LabelConflict(str(exc)) from None
+        return Response(correction_item(request, pk, item))
+
+    @extend_schema(
+        operation_id="analyses_corrections_clear",
+        tags=["corrections"],
+        parameters=[ITEM_PARAMETER],
+        responses={
+            204: OpenApiResponse(description="Cleared (also when there was no correction)."),
+            **errors(401, 403, 404, 429, e404="No such analysis or item, not yours, deleted, or not finished."),
+        },
+        summary="Clear your correction of one item",
+    )
+    def delete(self, request: Request, pk: int, item: str) -> Response:
+        corrections.clear_correction(owner=request.user, analysis_id=pk, item=item)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CorrectionListView(ApiView):
+    pagination_class = AnalysisPagination
+
+    @extend_schema(
+        operation_id="corrections_list",
+        tags=["corrections"],
+        parameters=[PageQuerySerializer],
+        responses={
+            200: CorrectionSerializer(many=True),
+            **errors(400, 401, 404, 429, e404="`page` is past the last page."),
+        },
+        summary="All your corrections",
+        description="Newest change first, paginated like the analyses.",
+    )
+    def get(self, request: Request) -> Response:
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(corrections.corrections_for(request.user), request, view=self)
+        return paginator.get_paginated_response([corrections.correction_row(c) for c in page])
+
+
+class CorrectionExportView(ApiView):
+    content_negotiation_class = AnyContentNegotiation
+
+    @extend_schema(
+        operation_id="corrections_export",
+        tags=["corrections"],
+        responses={
+            (200, "application/zip"): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description="`face/<label>/*.png` (48x48 grey crops), `voice/<label>/*.wav` (16 kHz mono), "
+                "`manifest.csv` (path, task, analysis, item, label, predicted, confidence, model, version, "
+                "box, t, start, end, created), `README.txt`.",
+            ),
+            **errors(401, 429),
+        },
+        summary="Your corrected items as a training dataset (zip)",
+    )
+    def get(self, request: Request) -> HttpResponse:
+        return corrections.dataset_response(request.user)
+
+
+class SharingView(ApiView):
+    parser_classes = (JSONParser,)
+
+    @extend_schema(
+        operation_id="corrections_sharing",
+        tags=["corrections"],
+        responses={200: SharingSerializer, **errors(401, 429)},
+        summary="Whether you share your corrections",
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"share": corrections.sharing_of(request.user)})
+
+    @extend_schema(
+        operation_id="corrections_sharing_set",
+        tags=["corrections"],
+        request=SharingSerializer,
+        responses={
+            200: SharingSerializer,
+            **errors(400, 401, 403, 415, 429, e400="`share` missing or not a JSON boolean.",
+                     e415="The body is not JSON."),
+        },
+        summary="Share your corrections with the training pool, or stop",
+        description="Off by default. On: an administrator's pool export (`manage.py export_corrections --pool`) "
+        "includes your corrected items; off: every later export leaves them out.",
+    )
+    def put(self, request: Request) -> Response:
+        body = SharingSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response({"share": corrections.set_sharing(user=request.user, share=body.validated_data["share"])})

@@ -30,7 +30,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import exports, media, selectors, services, timelines
+from .. import corrections, exports, media, selectors, services, timelines
 from ..forms import HistoryFilterForm, UploadForm
 from ..media import MediaRejected
 
@@ -291,8 +291,15 @@ def _result_context(analysis: Any) -> dict[str, Any]:
 @login_required
 @require_GET
 def analysis_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    analysis = selectors.get_analysis_for(request.user, pk)
+    return _detail_page(request, selectors.get_analysis_for(request.user, pk))
+
+
+def _detail_page(request: HttpRequest, analysis: Any, status: int = 200) -> HttpResponse:
     context = _result_context(analysis)
+    items = corrections.items_for(request.user, analysis.pk)
+    context["correction_items"] = [i for i in items if not i.key.startswith("window-")]
+    context["correction_windows"] = [i for i in items if i.key.startswith("window-")]
+    context["windows_corrected"] = any(i.correction for i in context["correction_windows"])
     result_template = select_template(
         [
             f"recognition/results/{analysis.kind}.html",
@@ -313,7 +320,65 @@ def analysis_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 "spans": context["timeline"] if analysis.kind == "audio" else [],
             },
         },
+        status=status,
     )
+
+
+@login_required
+@require_POST
+def analysis_correct(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set (``label``) or clear (empty ``label``) the true emotion of one item (``item``)."""
+    analysis = selectors.get_analysis_for(request.user, pk)
+    item, label = request.POST.get("item", ""), request.POST.get("label", "")
+    if not item:
+        messages.error(request, "Choose the face, person or window to correct.")
+        return _detail_page(request, analysis, status=400)
+    try:
+        if label:
+            found = corrections.set_correction(owner=request.user, analysis_id=pk, item=item, label=label)
+            messages.success(request, f"Saved: {found.title} is {label}.")
+        else:
+            corrections.clear_correction(owner=request.user, analysis_id=pk, item=item)
+            messages.success(request, "Correction cleared.")
+    except corrections.InvalidLabel as exc:
+        messages.error(request, str(exc))
+        return _detail_page(request, analysis, status=400)
+    return redirect(reverse("analysis-detail", args=[pk]) + "#corrections")
+
+
+@login_required
+@require_GET
+def corrections_page(request: HttpRequest) -> HttpResponse:
+    """Your corrections, the models' agreement with them, the dataset download and sharing."""
+    rows = corrections.corrections_for(request.user)
+    return render(
+        request,
+        "recognition/corrections.html",
+        {
+            "agreement": corrections.agreement_for(request.user),
+            "rows": rows[:200],
+            "count": rows.count(),
+            "share": corrections.sharing_of(request.user),
+        },
+    )
+
+
+@login_required
+@require_GET
+def corrections_export(request: HttpRequest) -> HttpResponse:
+    return corrections.dataset_response(request.user)
+
+
+@login_required
+@require_POST
+def corrections_sharing(request: HttpRequest) -> HttpResponse:
+    share = request.POST.get("share") == "on"
+    corrections.set_sharing(user=request.user, share=share)
+    messages.success(
+        request,
+        "Your corrections are shared with the training pool." if share else "Your corrections are no longer shared.",
+    )
+    return redirect("corrections")
 
 
 @login_required

@@ -21,6 +21,7 @@ SIGNED_IN = [
     "/upload/",
     "/history/",
     "/dashboard/",
+    "/corrections/",
     "/live/",
     "/accounts/password_change/",
     "/account/delete-data/",
@@ -79,10 +80,21 @@ def test_every_page_has_no_serious_accessibility_violations(site):
             if re.search(r"/analyses/\d+/$", path):
                 page.wait_for_selector(".result-stack, .audio-player")
             check(page, path)
+        # A correction through the result page's form; the pages that show corrections then
+        # have their tables and badges (issue 18).
+        page.goto(f"{site}{results[0]}")
+        page.select_option("#corrections select >> nth=0", index=1)
+        page.click("#corrections button[type=submit] >> nth=0")
+        page.wait_for_url(re.compile(r".*#corrections$"))
+        check(page, "result with a correction")
+        page.goto(f"{site}/corrections/")
+        check(page, "/corrections/ with a correction")
+        page.goto(f"{site}/dashboard/")
+        check(page, "/dashboard/ with a correction")
         page.goto(f"{site}{results[0]}delete/")
         check(page, "delete confirmation")
         browser.close()
 
-    assert len(checked) == len(SIGNED_OUT) + len(SIGNED_IN) + 4
+    assert len(checked) == len(SIGNED_OUT) + len(SIGNED_IN) + 7
     failing = {label: found for label, found in checked.items() if found}
     assert not failing, "\n".join(f"{k}:\n{describe(v)}" for k, v in failing.items())
