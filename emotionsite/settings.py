@@ -11,6 +11,8 @@ from pathlib import Path
 
 import environ
 
+from recognition.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -52,6 +54,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: request id (X-Request-ID, logs, Celery tasks), HTTP metrics by URL pattern, one log line
+    "recognition.observability.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "recognition.middleware.RangeRequestsMiddleware",  # 206 for media, so players can seek
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -264,10 +268,15 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
     SECURE_HSTS_PRELOAD = HTTPS
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
-}
+# --- Operations: logs and metrics (README "Operate it") ---------------------------------------
+# LOG_FORMAT=json: one JSON object per line (recognition/logs.py), with the request id that also
+# reaches the request's Celery tasks; text (default): time, level, logger, [request id], message.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
+# /metrics (and a worker's WORKER_METRICS_PORT) answer only a bearer token equal to METRICS_TOKEN
+# or a client address in METRICS_ALLOWED_IPS (addresses or networks); with neither, nobody.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+# A Celery worker serves its own metrics on this port (0: none) and address (same access rule).
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+WORKER_METRICS_ADDR = env.str("WORKER_METRICS_ADDR", default="127.0.0.1")

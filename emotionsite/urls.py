@@ -9,11 +9,14 @@ from drf_spectacular.views import (
 )
 
 from recognition.views import health
+from recognition.views.metrics import metrics_view
 
 urlpatterns = [
     # Probes (recognition/health.py): liveness, the process answers; readiness, its dependencies.
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    # Prometheus exposition (recognition/metrics.py): METRICS_TOKEN or METRICS_ALLOWED_IPS only.
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("recognition.urls_accounts")),
     path("api/v1/", include("recognition.api.urls")),

@@ -18,7 +18,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from recognition import live
+from recognition import live, metrics
 from recognition.inference.errors import InvalidMedia
 from recognition.inference.registry import ModelUnavailable
 
@@ -56,6 +56,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.frames = live.LatestWins(self._process_frame)
         self.voice = live.LatestWins(self._process_voice)
         await self.accept()
+        metrics.live_session_opened()
+        metrics.live_session_started()
+        log.info(
+            "live session %s opened (user %s)", self.session_id, user.pk,
+            extra={"live_session": self.session_id},
+        )  # fmt: skip
         await self.channel_layer.group_add(live.live_group(user.pk), self.channel_name)
         asyncio.get_running_loop().run_in_executor(live.executor(), live.warm_up)
 
@@ -64,6 +70,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         for worker in (self.frames, self.voice):
             await worker.aclose()
+        metrics.live_session_closed()
+        log.info(
+            "live session %s closed (code %s): %s frames, %s dropped, %.1f s",
+            self.session_id, code, self.recorder.frames, self.recorder.dropped,
+            self.recorder.elapsed(), extra={"live_session": self.session_id},
+        )  # fmt: skip
         await self.channel_layer.group_discard(
             live.live_group(self.user.pk), self.channel_name
         )
@@ -121,10 +133,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
             dropped = self.frames.submit(message)
             if dropped is not None:
                 self.recorder.dropped += 1
+                metrics.live_frame("dropped")
                 await self._send({"type": "dropped", "seq": dropped.seq})
         elif message.type in ("pcm", "audio"):
             dropped = self.voice.submit(message)
             if dropped is not None:
+                metrics.live_audio("dropped")
                 await self._send({"type": "dropped", "seq": dropped.seq, "audio": True})
         elif message.type == "hello":
             await self._hello(message.session)
@@ -140,6 +154,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             recorder = live.parked.take((self.user.pk, session))
             if recorder is not None:
                 self.recorder, self.session_id, resumed = recorder, session, True
+                log.info(
+                    "live session %s resumed", session, extra={"live_session": session}
+                )
         await self._send(
             {
                 "type": "ready",
@@ -158,7 +175,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def _stop(self) -> None:
         """Save the session to history and start a fresh one on the same socket."""
         recorder, self.recorder = self.recorder, live.SessionRecorder()
-        self.session_id = uuid.uuid4().hex
+        stopped, self.session_id = self.session_id, uuid.uuid4().hex
+        metrics.live_session_started()
         if recorder.empty:
             await self._send(
                 {
@@ -180,6 +198,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.recorder = recorder
             return
         recorder.saved_id = analysis.pk
+        log.info(
+            "live session %s saved as analysis %s (%s frames); new session %s",
+            stopped, analysis.pk, recorder.frames, self.session_id,
+            extra={"live_session": stopped, "analysis": analysis.pk},
+        )  # fmt: skip
         await self._send(
             {
                 "type": "saved",
@@ -199,6 +222,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         reply = await self._analyse(
             message, "face", "frame", live.analyze_frame, message.payload
         )
+        metrics.live_frame("analysed" if reply is not None else "failed")
         if reply is not None:
             reply.update(type="result")
             reply["timings"]["queue_ms"] = reply.pop("queue_ms")
@@ -214,6 +238,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             message.type,
             message.payload,
         )
+        metrics.live_audio("analysed" if reply is not None else "failed")
         if reply is not None:
             reply.update(type="voice")
             del reply["queue_ms"]
@@ -234,7 +259,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self._error(str(exc), code="invalid_media", seq=message.seq)
             return None
         except (ModelUnavailable, ImportError):
-            log.exception("live: %s model unavailable", model)
+            log.exception(
+                "live: %s model unavailable (session %s)", model, self.session_id,
+                extra={"live_session": self.session_id},
+            )  # fmt: skip
             await self._error(
                 f"The {model} model is not available right now; try again later.",
                 code="unavailable",
@@ -242,7 +270,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
             )
             return None
         except Exception:
-            log.exception("live: %s analysis failed", what)
+            log.exception(
+                "live: %s analysis failed (session %s)", what, self.session_id,
+                extra={"live_session": self.session_id},
+            )  # fmt: skip
             await self._error(
                 f"This {what} could not be analysed.", code="failed", seq=message.seq
             )

@@ -263,11 +263,10 @@ def analyze_frame(payload: bytes, limits: LiveLimits) -> dict[str, Any]:
     started = time.perf_counter()
     image, width, height, scale = decode_frame(payload, limits)
     decoded = time.perf_counter()
-    analysis = faces.analyze_image(image, model=faces.live_model_name())
-    timings = dict(analysis.get("timings") or {})
-    timings["decode_ms"] = round(
-        (decoded - started) * 1000 + float(timings.get("decode_ms") or 0.0), 2
+    analysis = faces.analyze_image(
+        image, model=faces.live_model_name(), decode_ms=(decoded - started) * 1000
     )
+    timings = dict(analysis.get("timings") or {})
     out_faces = []
     for face in analysis["faces"]:
         x, y, w, h = face["box"]
@@ -355,9 +354,11 @@ def warm_up() -> None:
     if _warmed.is_set():
         return
     try:
+        from recognition import metrics
         from recognition.inference import faces
 
-        faces.analyze_image(np.zeros((120, 160, 3), np.uint8), model=faces.live_model_name())
+        with metrics.not_recorded():
+            faces.analyze_image(np.zeros((120, 160, 3), np.uint8), model=faces.live_model_name())
         _warmed.set()
     except Exception as exc:  # noqa: BLE001 - a missing model is reported per frame, not here
         log.warning("live warm-up failed: %s", exc)
@@ -688,8 +689,9 @@ def save_live_session(*, owner, summary: dict[str, Any]):
         started=started,
         finished=finished,
     )
-    from recognition import services
+    from recognition import metrics, services
 
+    metrics.count_analysis(Analysis.Kind.LIVE, Analysis.Status.DONE)
     services.notify(analysis)  # open history/dashboard pages update like for uploads
     return analysis
 

@@ -32,7 +32,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from . import media, selectors
+from . import media, metrics, selectors
 from .models import Analysis
 
 logger = logging.getLogger(__name__)
@@ -246,12 +246,17 @@ def create_analysis(
             )
         with transaction.atomic():
             analysis.save()
+            transaction.on_commit(lambda: metrics.count_analysis(analysis.kind, analysis.status))
             if enqueue:
                 analysis_id = analysis.pk
                 transaction.on_commit(lambda: enqueue_analysis(analysis_id))
     except BaseException:
         media.delete_files(written)
         raise
+    logger.info(
+        "analysis %s created (%s, %s bytes)", analysis.pk, analysis.kind, size,
+        extra={"analysis": analysis.pk, "kind": analysis.kind},
+    )  # fmt: skip
     return analysis
 
 
@@ -304,8 +309,7 @@ def analyse_image(analysis: Analysis) -> Outcome:
         raise InvalidMedia("The image is damaged and cannot be read.") from exc
     bgr = np.ascontiguousarray(np.asarray(upright)[:, :, ::-1])
     decode_ms = (time.perf_counter() - t0) * 1000
-    result = faces.analyze_image(bgr)
-    result.setdefault("timings", {})["decode_ms"] = round(decode_ms, 1)
+    result = faces.analyze_image(bgr, decode_ms=decode_ms)
     face_list = result.get("faces") or []
     top = _largest_face(face_list)
     return Outcome(
@@ -408,6 +412,8 @@ def _set_status(analysis_id: int, **fields: Any) -> Analysis | None:
         for name, value in fields.items():
             setattr(analysis, name, value)
         analysis.save(update_fields=list(fields))
+    if "status" in fields:
+        transaction.on_commit(lambda: metrics.count_analysis(analysis.kind, analysis.status))
     transaction.on_commit(lambda: notify(analysis))
     return analysis
 

@@ -36,6 +36,7 @@ def warm_up_models() -> dict[str, float]:
             return _done
         import numpy as np
 
+        from . import metrics
         from .inference import faces, registry, voice
 
         def tone(seconds: float) -> np.ndarray:
@@ -58,7 +59,8 @@ def warm_up_models() -> dict[str, float]:
         for name, step in steps.items():
             t0 = time.perf_counter()
             try:
-                step()
+                with metrics.not_recorded():  # blank input: not inference anyone asked for
+                    step()
             except Exception:  # never stop a worker or server from starting
                 logger.warning("warm-up %s failed", name, exc_info=True)
                 continue

@@ -45,6 +45,7 @@ ROUTES: dict[str, str] = {
     # probes (recognition/health.py)
     "healthz": PUBLIC,
     "readyz": PUBLIC,  # 503 while a dependency is down or a model still loads: an answer
+    "metrics": PUBLIC,  # 403 for everyone unless METRICS_TOKEN / METRICS_ALLOWED_IPS allow
     # pages
     "": PUBLIC,
     "live/": PAGE_ACCOUNT,

@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from recognition import metrics
 from recognition.inference import registry
 from recognition.inference.errors import InvalidMedia
 from recognition.inference.images import DEFAULT_MAX_IMAGE_PIXELS, decode_image, setting
@@ -204,13 +205,15 @@ def classify_faces(
 
 
 def analyze_image(
-    image: bytes | np.ndarray, *, model: str | None = None
+    image: bytes | np.ndarray, *, model: str | None = None, decode_ms: float = 0.0
 ) -> dict[str, Any]:
     """Every face in ``image`` (encoded bytes or a BGR/grey array) with box, emotion, probabilities.
 
     Raises ``InvalidMedia`` for unusable input and ``registry.ModelUnavailable`` when the served
     model or the detector cannot be loaded. Boxes are in the original image's pixels (EXIF
-    orientation applied for bytes).
+    orientation applied for bytes). ``decode_ms``: what the caller already spent decoding an
+    array it passes, counted in the decode stage. Every call is measured per stage
+    (``recognition.metrics.observe_inference``): uploads, the API, workers and live frames.
     """
     started = time.perf_counter()
     if isinstance(image, (bytes, bytearray, memoryview)):
@@ -250,16 +253,18 @@ def analyze_image(
                 },
             }
         )
+    timings = {
+        "decode_ms": round(decode_ms + (decoded - started) * 1000, 2),
+        "detect_ms": round((detected - loaded_at) * 1000, 2),
+        "classify_ms": round((classified - detected) * 1000, 2),
+    }
+    metrics.observe_inference(loaded.name, timings)
     return {
         "width": int(bgr.shape[1]),
         "height": int(bgr.shape[0]),
         "faces": faces,
         "model": loaded.info(),
-        "timings": {
-            "decode_ms": round((decoded - started) * 1000, 2),
-            "detect_ms": round((detected - loaded_at) * 1000, 2),
-            "classify_ms": round((classified - detected) * 1000, 2),
-        },
+        "timings": timings,
     }
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recognition import metrics
+
 from . import audio
 from .registry import LoadedModel, apply_temperature, get_model
 
@@ -90,6 +92,8 @@ def analyse_signal(signal: np.ndarray, model: LoadedModel) -> dict:
         })
     speech = bool(scores.speech.any())
     overall = _aggregate(scores.probabilities, scores) if speech else None
+    timings = {"features_ms": round(scores.features_ms, 1), "classify_ms": round(scores.classify_ms, 1)}
+    metrics.observe_inference(model.name, timings)  # uploads, video sound tracks, live audio
     return {
         "emotion": classes[int(overall.argmax())] if overall is not None else None,
         "confidence": round(float(overall.max()), 4) if overall is not None else None,
@@ -98,7 +102,7 @@ def analyse_signal(signal: np.ndarray, model: LoadedModel) -> dict:
         "duration": round(len(signal) / audio.SAMPLE_RATE, 3),
         "windows": windows,
         "model": model.info(),
-        "timings": {"features_ms": round(scores.features_ms, 1), "classify_ms": round(scores.classify_ms, 1)},
+        "timings": timings,
     }
 
 
@@ -110,6 +114,8 @@ def analyze_audio(data: bytes | np.ndarray, *, max_seconds: float | None = None)
     t0 = time.perf_counter()
     signal = audio.as_signal(data, max_seconds=max_seconds)
     decode_ms = (time.perf_counter() - t0) * 1000
-    result = analyse_signal(signal, get_model(task="voice"))
+    model = get_model(task="voice")
+    metrics.observe_inference(model.name, {"decode_ms": decode_ms})
+    result = analyse_signal(signal, model)
     result["timings"] = {"decode_ms": round(decode_ms, 1), **result["timings"]}
     return result
