@@ -24,7 +24,7 @@ from recognition import metrics
 from recognition.inference import registry
 from recognition.inference.errors import InvalidMedia
 from recognition.inference.images import DEFAULT_MAX_IMAGE_PIXELS, decode_image, setting
-from recognition.inference.preprocessing import align_face, faces_to_input, to_gray
+from recognition.inference.preprocessing import ALIGN_MIN_DEGREES, align_face, eye_angle, faces_to_input, to_gray
 
 DETECTOR_FILE = "face_detection_yunet.onnx"
 # Chosen with benchmarks/compare_detectors.py (numbers in benchmarks/README.md): at 640-960 px
@@ -177,11 +177,67 @@ def detect_faces(
     return [box for box, _ in detect_with_scores(bgr, score_threshold=score_threshold)]
 
 
+# YuNet's eye landmarks report only about a third of a head's roll (8 degrees for a 30-degree
+# tilt, training/evaluate_pose), so a tilted face is looked at again turned by each of these
+# angles towards upright (``refine_landmarks``).
+REFINE_ANGLES = (15.0, 30.0, 45.0)
+
+
+def _turn_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    return np.hstack([points, np.ones((len(points), 1))]) @ matrix.T
+
+
+def refine_landmarks(gray: np.ndarray, box: Sequence[int], landmarks: np.ndarray | None) -> np.ndarray | None:
+    """Landmarks that see the whole tilt of a tilted face.
+
+    A face whose eyes tilt ``ALIGN_MIN_DEGREES`` or more is cut out with room around it, turned
+    by each of ``REFINE_ANGLES`` in the direction that levels it and detected again; the view in
+    which its eyes look most level wins, and that view's landmarks, turned back into the image,
+    replace the first ones (the detector is accurate on near-upright faces). Faces that already
+    look upright, or that no view finds again, keep their landmarks: the cost is one small
+    detection per angle for tilted faces only."""
+    if landmarks is None:
+        return None
+    landmarks = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
+    first = eye_angle(landmarks)
+    if abs(first) < ALIGN_MIN_DEGREES:
+        return landmarks
+    x, y, w, h = (int(v) for v in box)
+    side = int(np.ceil(2 * max(w, h)))
+    cx, cy = x + w / 2, y + h / 2
+    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    region = cv2.copyMakeBorder(
+        gray[max(0, y0) : max(0, y0 + side), max(0, x0) : max(0, x0 + side)],
+        max(0, -y0), max(0, y0 + side - gray.shape[0]), max(0, -x0), max(0, x0 + side - gray.shape[1]),
+        cv2.BORDER_REPLICATE,
+    )
+    centre = (side / 2 - 0.5, side / 2 - 0.5)
+    best, best_residual = landmarks, abs(first)
+    for turn in REFINE_ANGLES:
+        matrix = cv2.getRotationMatrix2D(centre, float(np.sign(first) * turn), 1.0)
+        view = cv2.warpAffine(region, matrix, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        hits = [d for d in detect_with_landmarks(view) if d[0][0] <= centre[0] <= d[0][0] + d[0][2] and d[0][1] <= centre[1] <= d[0][1] + d[0][3]]
+        if not hits:
+            continue
+        seen = max(hits, key=lambda d: d[1])[2]
+        residual = abs(eye_angle(seen))
+        if residual < best_residual:
+            back = cv2.invertAffineTransform(matrix)
+            best, best_residual = _turn_points(seen, back) + [x0, y0], residual
+    return best
+
+
 def face_crops(gray: np.ndarray, detections: Sequence[tuple[Box, float, np.ndarray | None]]) -> list[np.ndarray]:
-    """48x48 crops of detections, eyes levelled (``preprocessing.align_face``) unless the
+    """48x48 crops of detections, eyes levelled (``preprocessing.align_face``, with the
+    landmarks of ``refine_landmarks`` unless ``FACE_ALIGN_REFINE`` is off) unless the
     ``FACE_ALIGN`` setting is off. Photos, live frames and video samples all crop here."""
-    align = bool(setting("FACE_ALIGN", True))
-    return [align_face(gray, tuple(box), landmarks if align else None) for box, _, landmarks in detections]
+    if not setting("FACE_ALIGN", True):
+        return [align_face(gray, tuple(box), None) for box, _, _ in detections]
+    refine = bool(setting("FACE_ALIGN_REFINE", True))
+    return [
+        align_face(gray, tuple(box), refine_landmarks(gray, box, landmarks) if refine else landmarks)
+        for box, _, landmarks in detections
+    ]
 
 
 def live_model_name() -> str | None:
