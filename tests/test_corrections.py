@@ -52,11 +52,22 @@ def mallory_api(other_user) -> APIClient:
     return api_for(other_user)
 
 
+# The first analysis of each file runs the served models for real; later uploads of the same
+# bytes in this session take its outcome (the CPUs here are shared with model training).
+_OUTCOMES: dict[str, dict] = {}
+_FIELDS = ("result", "emotion", "confidence", "face_count", "models_used", "timings")
+
+
 def analysed(owner, data: bytes, name: str) -> Analysis:
     analysis = services.create_analysis(owner=owner, upload=data, filename=name, enqueue=False)
-    done = services.run_analysis(analysis_id=analysis.pk)
-    assert done.status == "done", done.error
-    return done
+    known = _OUTCOMES.get(analysis.sha256)
+    if known is None:
+        done = services.run_analysis(analysis_id=analysis.pk)
+        assert done.status == "done", done.error
+        _OUTCOMES[analysis.sha256] = {f: getattr(done, f) for f in _FIELDS}
+        return done
+    Analysis.objects.filter(pk=analysis.pk).update(status="done", progress=100, **known)
+    return Analysis.objects.get(pk=analysis.pk)
 
 
 @pytest.fixture
@@ -81,6 +92,18 @@ def assert_error(response, status: int) -> dict:
     assert response.status_code == status, response.content[:400]
     assert response["Content-Type"].startswith("application/json")
     return response.json()["error"]
+
+
+_FRAMES: dict[int, dict] = {}
+
+
+def live_session(owner, photo: bytes) -> Analysis:
+    """A saved live session whose one frame is the photo, analysed as the live page does."""
+    if len(photo) not in _FRAMES:
+        _FRAMES[len(photo)] = faces.analyze_image(photo)
+    recorder = live.SessionRecorder()
+    recorder.add_frame(_FRAMES[len(photo)])
+    return live.save_live_session(owner=owner, summary=recorder.summary())
 
 
 # ----------------------------------------------------------------------------- items and corrections
@@ -135,10 +158,15 @@ def test_a_recording_has_the_whole_clip_and_each_window(alice_api, recording):
     assert put(alice_api, recording.pk, "window-1", {"label": "sad"}).json()["label"] == "sad"
 
 
-def test_a_video_track_and_a_live_session_are_items(user, alice_api, face_photo):
+@pytest.fixture(scope="module")
+def clip_bytes() -> bytes:
     from tests.video_media import make_video
 
-    clip = analysed(user, make_video(seconds=1.0, speech=None), "clip.mp4")
+    return make_video(seconds=1.0, speech=None)
+
+
+def test_a_video_track_and_a_live_session_are_items(user, alice_api, face_photo, clip_bytes):
+    clip = analysed(user, clip_bytes, "clip.mp4")
     items = alice_api.get(f"{API}/analyses/{clip.pk}/corrections/").json()
     tracks = clip.result["faces"]
     assert [i["item"] for i in items] == [f"track-{t['track']}" for t in tracks] and tracks
@@ -147,9 +175,7 @@ def test_a_video_track_and_a_live_session_are_items(user, alice_api, face_photo)
         assert item["ref"]["box"] == track["box"] and item["ref"]["t"] in frame_times
         assert item["predicted"] == track["emotion"]
 
-    recorder = live.SessionRecorder()
-    recorder.add_frame(faces.analyze_image(face_photo))
-    session = live.save_live_session(owner=user, summary=recorder.summary())
+    session = live_session(user, face_photo)
     (item,) = alice_api.get(f"{API}/analyses/{session.pk}/corrections/").json()
     assert item["item"] == "session" and item["predicted"] == session.emotion
     assert put(alice_api, session.pk, "session", {"label": "sad"}).status_code == 200
@@ -328,9 +354,7 @@ def test_export_has_face_crops_as_the_model_saw_them_and_voice_windows(
     put(alice_api, photo.pk, "face-1", {"label": wrong})
     put(alice_api, recording.pk, "window-1", {"label": "calm"})
     put(alice_api, recording.pk, "recording", {"label": recording.emotion})
-    recorder = live.SessionRecorder()
-    recorder.add_frame(faces.analyze_image(face_photo))
-    session = live.save_live_session(owner=user, summary=recorder.summary())
+    session = live_session(user, face_photo)
     put(alice_api, session.pk, "session", {"label": "sad"})  # no media: counted, not exported
     theirs = analysed(other_user, face_photo, "theirs.jpg")
     put(mallory_api, theirs.pk, "face-1", {"label": "fear"})
@@ -372,10 +396,8 @@ def test_export_has_face_crops_as_the_model_saw_them_and_voice_windows(
     assert "Download dataset (zip)" in page and f"{photo.pk}/#corrections" in page
 
 
-def test_a_video_tracks_crop_is_the_frame_the_model_saw(user, alice_api):
-    from tests.video_media import make_video
-
-    clip = analysed(user, make_video(seconds=1.0, speech=None), "clip.mp4")
+def test_a_video_tracks_crop_is_the_frame_the_model_saw(user, alice_api, clip_bytes):
+    clip = analysed(user, clip_bytes, "clip.mp4")
     item = alice_api.get(f"{API}/analyses/{clip.pk}/corrections/").json()[0]
     put(alice_api, clip.pk, item["item"], {"label": "neutral"})
     archive, rows = read_zip(alice_api.get(f"{API}/corrections/export.zip"))
@@ -440,7 +462,7 @@ def test_sharing_is_off_by_default_and_controls_the_pool_export(
     assert alice_client.post("/corrections/sharing/", {"share": "on"}).status_code == 302
     assert corrections.sharing_of(user)
     page = alice_client.get("/corrections/").content.decode()
-    assert '<label for="id_share"><input type="checkbox" name="share" id="id_share" checked>' in page
+    assert '<input type="checkbox" name="share" id="id_share" aria-describedby="share-help" checked>' in page
 
 
 def test_corrections_page_and_result_page_for_every_kind_render(alice_client, photo, recording):
