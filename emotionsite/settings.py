@@ -50,7 +50,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "recognition",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -63,6 +67,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): passed a second factor
+    "privacy.middleware.StaffTwoFactorMiddleware",  # staff must use two-factor sign-in
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -106,6 +112,16 @@ LOGIN_FAILURES_PER_IP = env.int("LOGIN_FAILURES_PER_IP", default=20)
 LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=5)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
 LOGIN_REDIRECT_URL = "home"
+# Sign-in security, retention and consent (privacy/, README "Sign-in security, retention and
+# consent"). Self-service sign-ups upload only once their e-mail address is verified.
+REQUIRE_EMAIL_VERIFICATION = env.bool("REQUIRE_EMAIL_VERIFICATION", default=True)
+EMAIL_VERIFICATION_DAYS = env.int("EMAIL_VERIFICATION_DAYS", default=3)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="emotionsite")
+# Site default for accounts that keep "the site's default": keep, media (delete the stored files
+# after RETENTION_DAYS, keep the results) or all (delete the analyses too).
+RETENTION_DEFAULT = env.str("RETENTION_DEFAULT", default="media")
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=365)
+ACCOUNT_EVENT_DAYS = env.int("ACCOUNT_EVENT_DAYS", default=90)  # sign-in and deletion log
 LOGOUT_REDIRECT_URL = "home"
 
 LANGUAGE_CODE = "en-us"
@@ -191,7 +207,12 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-lost-analyses": {
         "task": "recognition.tasks.requeue_lost",
         "schedule": env.float("REQUEUE_LOST_INTERVAL", default=60.0),
-    }
+    },
+    # Retention: stored files (or whole analyses) past each account's N days (privacy.tasks).
+    "retention": {
+        "task": "privacy.tasks.purge_expired",
+        "schedule": env.float("RETENTION_INTERVAL", default=3600.0),
+    },
 }
 
 # --- REST framework -------------------------------------------------------------------------

@@ -19,6 +19,8 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("recognition.urls_accounts")),
+    # Account page, two-factor sign-in, e-mail verification (privacy/urls.py)
+    path("", include("privacy.urls")),
     path("api/v1/", include("recognition.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path(

@@ -209,6 +209,10 @@ def create_analysis(
     ``upload`` is a Django ``UploadedFile``/``File`` or raw bytes. Raises ``MediaRejected``; then
     no record and no file exist.
     """
+    from privacy.services import UNVERIFIED_MESSAGE, may_upload
+
+    if not may_upload(owner):  # a sign-up whose e-mail address is not verified yet
+        raise media.MediaRejected(UNVERIFIED_MESSAGE, 403)
     fh, size, client_name = media.as_file(upload)
     inspected = media.inspect_upload(fh, size)
     if inspected.kind not in ANALYSERS:
@@ -562,12 +566,20 @@ def retry_analysis(*, owner: Any, analysis_id: int) -> Analysis:
 # --- delete --------------------------------------------------------------------------------
 
 
+def privacy_record(owner: Any, kind: str, **fields: Any) -> None:
+    """A deletion goes into the owner's account log (privacy: listed for 90 days)."""
+    from privacy.services import record
+
+    record(owner, kind, **fields)
+
+
 def delete_analysis(*, owner: Any, analysis_id: int) -> None:
     """Delete one of the owner's analyses and its files (after commit); 404 for others'."""
     analysis = selectors.get_analysis_for(owner, analysis_id)
     names = media.stored_names(analysis)
     with transaction.atomic():
         analysis.delete()
+        privacy_record(owner, "deleted", detail=f"{analysis.get_kind_display()} #{analysis_id}")
         transaction.on_commit(lambda: media.delete_files(names))
 
 
@@ -584,6 +596,7 @@ def delete_user_data(*, owner: Any) -> int:
         ]
         _, per_model = Analysis.objects.filter(owner=owner).delete()
         count = per_model.get(Analysis._meta.label, 0)
+        privacy_record(owner, "deleted_all", count=count)
         folder = Path(settings.MEDIA_ROOT) / media.user_dir(owner.pk)
 
         def remove() -> None:

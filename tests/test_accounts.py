@@ -33,6 +33,7 @@ def test_signup_creates_the_user_and_signs_them_in(client):
             "email": "carol@example.com",
             "password1": NEW_PASSWORD,
             "password2": NEW_PASSWORD,
+            "consent": "on",
         },
     )
 
@@ -47,17 +48,17 @@ def test_signup_creates_the_user_and_signs_them_in(client):
 
 
 def test_signup_follows_a_safe_next_and_ignores_an_offsite_one(client):
-    form = {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
+    form = {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "consent": "on"}
     response = client.post(
         "/accounts/signup/?next=/accounts/password_change/",
-        {"username": "dave", **form},
+        {"username": "dave", "email": "dave@example.com", **form},
     )
     assert response["Location"] == "/accounts/password_change/"
 
     client.post(reverse("logout"))
     response = client.post(
         "/accounts/signup/?next=https://evil.example/steal",
-        {"username": "erin", **form},
+        {"username": "erin", "email": "erin@example.com", **form},
     )
     assert response["Location"] == "/"
 
@@ -370,6 +371,14 @@ def test_staff_see_the_admin_link_and_others_do_not(
         username="sam", password=password, is_staff=True, is_superuser=True
     )
     client.force_login(staff)
+    # Staff must use two-factor sign-in (tests/test_twofactor.py): pass it for this session.
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=staff, name="app", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
     assert 'href="/admin/"' in client.get("/").content.decode()
     assert client.get("/admin/").status_code == 200
 

@@ -74,6 +74,19 @@ ROUTES: dict[str, str] = {
     "accounts/password_reset/done/": PUBLIC,
     "accounts/reset/<uidb64>/<token>/": PUBLIC,
     "accounts/reset/done/": PUBLIC,
+    # privacy: account page, two-factor sign-in, e-mail verification (privacy/urls.py)
+    "account/": PAGE_ACCOUNT,
+    "account/retention/": PAGE_ACCOUNT,
+    "account/token/": PAGE_ACCOUNT,
+    "account/token/revoke/": PAGE_ACCOUNT,
+    "account/verify-email/": PAGE_ACCOUNT,
+    "accounts/verify-email/<str:token>/": PUBLIC,  # the signed link from the e-mail
+    "accounts/login/verify/": PUBLIC,  # second sign-in step: needs a password accepted first
+    "accounts/two-factor/": PAGE_ACCOUNT,
+    "accounts/two-factor/setup/": PAGE_ACCOUNT,
+    "accounts/two-factor/verify/": PAGE_ACCOUNT,
+    "accounts/two-factor/recovery/": PAGE_ACCOUNT,
+    "accounts/two-factor/disable/": PAGE_ACCOUNT,
     # REST API
     "api/v1/auth/token/": API_PUBLIC,  # POST credentials; anything else needs a token
     "api/v1/auth/token/revoke/": API_ACCOUNT,

@@ -27,7 +27,12 @@ from recognition.media import MediaRejected
 logger = logging.getLogger(__name__)
 
 # A stable machine-readable code per status where the exception itself gives none worth keeping.
-MEDIA_CODES = {400: "invalid_media", 413: "too_large", 415: "unsupported_media_type"}
+MEDIA_CODES = {
+    400: "invalid_media",
+    403: "email_unverified",  # privacy: a sign-up uploads once its e-mail address is verified
+    413: "too_large",
+    415: "unsupported_media_type",
+}
 
 
 class PayloadTooLarge(exceptions.APIException):

@@ -48,6 +48,15 @@ class CredentialsSerializer(serializers.Serializer):
     password = serializers.CharField(
         write_only=True, trim_whitespace=False, style={"input_type": "password"}
     )
+    otp = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        help_text="Accounts with two-factor sign-in only: a code from the authenticator app or "
+        "an unused recovery code (single use). Without it such an account gets 400 `otp_required`; "
+        "a wrong or used code is 400 `otp_invalid`.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         user = authenticate(

@@ -20,8 +20,7 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import status
-from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -30,6 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from privacy import services as privacy_services
 from recognition import corrections, exports, media, selectors, services
 from recognition.inference import registry
 from recognition.models import Analysis
@@ -132,7 +132,7 @@ class AnyContentNegotiation(DefaultContentNegotiation):
 
 def revoke_token(request: Request) -> Response:
     """Delete the caller's token: every request with it answers 401 from now on."""
-    Token.objects.filter(user=request.user).delete()
+    privacy_services.revoke_token(user=request.user, request=request, reason="through the API")
     return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -162,14 +162,22 @@ class TokenView(ApiView):
         responses={200: TokenSerializer, **errors(400, 429)},
         auth=[],
         summary="Get an API token",
-        description="Exchange a username and password for a token (throttled per client: scope `token`).",
+        description="Exchange a username and password for a token (throttled per client: scope "
+        "`token`). An account with two-factor sign-in also sends `otp`.",
     )
     def post(self, request: Request) -> Response:
         credentials = CredentialsSerializer(
             data=request.data, context={"request": request}
         )
         credentials.is_valid(raise_exception=True)
-        token, _ = Token.objects.get_or_create(user=credentials.validated_data["user"])
+        try:  # an account with two-factor sign-in must pass it here too (privacy)
+            token = privacy_services.issue_token(
+                user=credentials.validated_data["user"],
+                otp=credentials.validated_data.get("otp", ""),
+                request=request,
+            )
+        except privacy_services.SecondFactorRequired as exc:
+            raise ValidationError(exc.message, code=exc.code) from None
         return Response({"token": token.key})
 
     @extend_schema(
@@ -302,6 +310,8 @@ class AnalysisListView(ApiView):
                 415,
                 429,
                 e400="No file, an empty file, a damaged or undecodable one, or a bad `wait`.",
+                e403="A session write without the CSRF token, or an account whose e-mail "
+                "address is not verified yet (code `email_unverified`).",
                 e404="The analysis was deleted while waiting for it.",
             ),
         },

@@ -17,20 +17,42 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
+from privacy import services as privacy_services
+from privacy import views as privacy_views
+
 from ..ratelimit import FailureLimiter
 
 
 class SignupForm(UserCreationForm):
-    """Username and password (checked by AUTH_PASSWORD_VALIDATORS), plus an optional e-mail
-    address: without one, the password-reset flow cannot reach the person."""
+    """Username and password (checked by AUTH_PASSWORD_VALIDATORS), an e-mail address (required
+    while REQUIRE_EMAIL_VERIFICATION is on: uploads wait for it to be verified) and consent to
+    the processing of faces and voices (required; privacy.services.CONSENT_VERSION)."""
 
     email = forms.EmailField(
         required=False,
-        help_text="Optional. Only used to send you a password-reset link.",
+        help_text="Used to verify your account and to send you a password-reset link.",
+    )
+    consent = forms.BooleanField(
+        required=True,
+        label="I agree that emotionsite analyses the faces and voices in the photos, recordings, "
+        "videos and live camera and microphone I send it, and keeps them as described above.",
+        error_messages={
+            "required": "Please agree to the processing of faces and voices: the site cannot "
+            "analyse anything without it."
+        },
     )
 
     class Meta(UserCreationForm.Meta):
         fields = ("username", "email")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if settings.REQUIRE_EMAIL_VERIFICATION:
+            self.fields["email"].required = True
+            self.fields["email"].help_text = (
+                "We send a link to verify it; uploads start once it is verified. Also used for "
+                "password-reset links."
+            )
 
 
 def _safe_next(request: HttpRequest) -> str | None:
@@ -53,15 +75,27 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
+        profile = privacy_services.start_account(
+            user=user, consented=form.cleaned_data["consent"], request=request
+        )
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(
             request, f"Welcome, {user.get_username()}! Your account is ready."
         )
+        if profile.email_verification_required:
+            messages.info(
+                request,
+                f"We sent a link to {user.email}: open it to verify your address, then upload.",
+            )
         return redirect(_safe_next(request) or settings.LOGIN_REDIRECT_URL)
     return render(
         request,
         "registration/signup.html",
-        {"form": form, "next": _safe_next(request) or ""},
+        {
+            "form": form,
+            "next": _safe_next(request) or "",
+            "retention": privacy_services.site_policy(),
+        },
     )
 
 
@@ -89,6 +123,14 @@ class RateLimitedLoginView(LoginView):
     (The API's token endpoint has its own throttle.)"""
 
     redirect_authenticated_user = True
+
+    def form_valid(self, form) -> HttpResponse:
+        """The password is right; an account with two-factor sign-in is not signed in until its
+        code is checked (privacy.views.login_verify)."""
+        user = form.get_user()
+        if privacy_services.has_two_factor(user):
+            return privacy_views.begin_second_step(self.request, user, self.get_success_url())
+        return super().form_valid(form)
 
     def _keys(self) -> dict[str, str]:
         ip = self.request.META.get("REMOTE_ADDR", "")

@@ -25,6 +25,9 @@ SIGNED_IN = [
     "/live/",
     "/accounts/password_change/",
     "/account/delete-data/",
+    "/account/",  # privacy: account page, two-factor pages
+    "/accounts/two-factor/",
+    "/accounts/two-factor/setup/",
 ]
 # Not checked: /api/docs/ is drf-spectacular's Swagger UI page, third-party markup (axe 4.14
 # finds a missing <html lang>, controls nested in controls and low-contrast labels there).
