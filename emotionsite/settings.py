@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE
 
 from recognition.logs import logging_config
 
@@ -61,6 +62,7 @@ MIDDLEWARE = [
     # First: request id (X-Request-ID, logs, Celery tasks), HTTP metrics by URL pattern, one log line
     "recognition.observability.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "recognition.csp.CSPMiddleware",  # Content-Security-Policy on every response (django-csp)
     "recognition.middleware.RangeRequestsMiddleware",  # 206 for media, so players can seek
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -247,6 +249,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No deep links: they put a link inside each operation's button (axe: nested-interactive).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": False},
     "REDOC_DIST": "SIDECAR",
 }
 
@@ -288,6 +292,28 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if HTTPS else 0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
     SECURE_HSTS_PRELOAD = HTTPS
+
+# Content-Security-Policy (django-csp; recognition/csp.py adds this host's websocket origin to
+# connect-src). No inline script runs: pages load static files; an inline <script> would need
+# nonce="{{ request.csp_nonce }}". <style> elements only from our static files; style=""
+# attributes (bar widths, aspect ratios set by templates and libraries) stay allowed.
+# Violations are POSTed to /csp-report/, which logs them (logger "recognition.csp").
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],
+        "style-src": ["'self'", "'unsafe-inline'"],  # attributes; browsers without -elem/-attr
+        "style-src-elem": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "report-uri": ["/csp-report/"],
+    }
+}
+CSP_REPORT_MAX_BYTES = 64 * 1024
 
 # --- Operations: logs and metrics (README "Operate it") ---------------------------------------
 # LOG_FORMAT=json: one JSON object per line (recognition/logs.py), with the request id that also

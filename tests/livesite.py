@@ -93,7 +93,7 @@ class Site:
             SITE_PASSWORD=password,
         )
 
-    def start(self) -> None:
+    def start(self, timeout: float = 60) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "emotionsite.asgi:application"],
@@ -103,7 +103,7 @@ class Site:
                 stderr=subprocess.STDOUT,
             )
         try:
-            wait_for_port(self.port, process=self.process)
+            wait_for_port(self.port, timeout, process=self.process)
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"daphne did not start:\n{self.log_tail()}") from None
@@ -122,9 +122,60 @@ class Site:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
 
+# Content-Security-Policy violations seen by any page of a browser from launch_chromium: what
+# Chromium logged to the console ("Refused to ... because it violates the following Content
+# Security Policy directive") and every `securitypolicyviolation` event. tests/e2e/conftest.py
+# fails every browser test that leaves one here.
+CSP_VIOLATIONS: list[str] = []
+
+_CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  const report = `${e.effectiveDirective} blocked ${e.blockedURI || "inline"} on ${e.documentURI}` +
+    (e.sourceFile ? ` at ${e.sourceFile}:${e.lineNumber}` : "") + (e.sample ? ` (${e.sample})` : "");
+  if (window.__cspViolation) window.__cspViolation(report);
+  else console.error("CSP violation: " + report);
+}, true);
+"""
+
+
+def watch_csp(context) -> None:
+    """Record the CSP violations of every page of a browser context in CSP_VIOLATIONS."""
+
+    def on_console(message) -> None:
+        text = message.text
+        if "Content Security Policy" in text or text.startswith("CSP violation"):
+            CSP_VIOLATIONS.append(f"console: {text}")
+
+    context.on("console", on_console)
+    context.expose_function("__cspViolation", lambda report: CSP_VIOLATIONS.append(f"event: {report}"))
+    context.add_init_script(_CSP_LISTENER)
+
+
+class _WatchedBrowser:
+    """A playwright Browser whose new contexts and pages report CSP violations (watch_csp)."""
+
+    def __init__(self, browser) -> None:
+        self._browser = browser
+
+    def new_context(self, **kwargs):
+        context = self._browser.new_context(**kwargs)
+        watch_csp(context)
+        return context
+
+    def new_page(self, **kwargs):
+        page = self._browser.new_page(**kwargs)
+        watch_csp(page.context)
+        return page
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
 def launch_chromium(playwright, *extra: str):
-    """Debian's Chromium through playwright (playwright never downloads a browser here)."""
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_FLAGS, *extra])
+    """Debian's Chromium through playwright (playwright never downloads a browser here); its
+    pages record Content-Security-Policy violations in CSP_VIOLATIONS."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_FLAGS, *extra])
+    return _WatchedBrowser(browser)
 
 
 def shrink_png(path: Path) -> None:

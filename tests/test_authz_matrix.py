@@ -40,11 +40,15 @@ from tests.bad_inputs import face_jpeg
 PAGE_OBJECT, API_OBJECT = "page-object", "api-object"
 PAGE_ACCOUNT, API_ACCOUNT = "page-account", "api-account"
 PUBLIC, API_PUBLIC, ADMIN = "public", "api-public", "admin"
+# CSP violation reports: anyone's browser POSTs them without a CSRF token; they are only logged
+# (tests/test_csp.py).
+REPORT = "report"
 
 ROUTES: dict[str, str] = {
     # probes (recognition/health.py)
     "healthz": PUBLIC,
     "readyz": PUBLIC,  # 503 while a dependency is down or a model still loads: an answer
+    "csp-report/": REPORT,
     "metrics": PUBLIC,  # 403 for everyone unless METRICS_TOKEN / METRICS_ALLOWED_IPS allow
     # pages
     "": PUBLIC,
@@ -324,7 +328,7 @@ def test_account_routes(route, principals, alice_analysis, other_user):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "route", [r for r in ALL_ROUTES if classify(r) in (PUBLIC, API_PUBLIC)]
+    "route", [r for r in ALL_ROUTES if classify(r) in (PUBLIC, API_PUBLIC, REPORT)]
 )
 def test_public_routes(route, principals, alice_analysis):
     path = concrete(route, alice_analysis.pk)

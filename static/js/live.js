@@ -79,6 +79,13 @@
   const pct = (p) => `${Math.round(p * 100)}%`;
   const now = () => performance.now();
 
+  /** A keyboard user's focus was on a control that is now disabled (Start camera once started,
+   * Stop and save once saved): move it to the control that takes over, not the top of the page. */
+  function keepFocus(next) {
+    const active = document.activeElement;
+    if (!active || active === document.body || active.disabled) next.focus();
+  }
+
   function setState(value) {
     root.dataset.state = value;
   }
@@ -155,6 +162,7 @@
       setState("error");
       say(cameraError(err));
       startButton.disabled = false;
+      keepFocus(startButton);
       return;
     }
     state.stream.getVideoTracks().forEach((track) => {
@@ -180,6 +188,7 @@
     $("live-saved").textContent = "";
     stopButton.disabled = false;
     micToggle.disabled = false;
+    keepFocus(stopButton);
     connect();
     if (!state.drawing) {
       state.drawing = true;
@@ -574,21 +583,8 @@
 
   // --- microphone ---------------------------------------------------------------------------
 
-  const WORKLET = `
-    class LiveTap extends AudioWorkletProcessor {
-      constructor() { super(); this.buf = new Float32Array(4096); this.n = 0; }
-      process(inputs) {
-        const ch = inputs[0] && inputs[0][0];
-        if (ch) {
-          for (let i = 0; i < ch.length; i++) {
-            this.buf[this.n++] = ch[i];
-            if (this.n === this.buf.length) { this.port.postMessage(this.buf.slice(0)); this.n = 0; }
-          }
-        }
-        return true;
-      }
-    }
-    registerProcessor("live-tap", LiveTap);`;
+  // The audio worklet (static/js/live-tap.js): a static file, as the Content-Security-Policy wants.
+  const WORKLET_URL = root.dataset.workletUrl || "/static/js/live-tap.js";
 
   function resample(samples, from) {
     if (from === PCM_RATE) return samples;
@@ -643,9 +639,7 @@
       }
     };
     try {
-      const url = URL.createObjectURL(new Blob([WORKLET], { type: "text/javascript" }));
-      await ctx.audioWorklet.addModule(url);
-      URL.revokeObjectURL(url);
+      await ctx.audioWorklet.addModule(WORKLET_URL);
       mic.node = new AudioWorkletNode(ctx, "live-tap");
       mic.node.port.onmessage = (event) => onSamples(event.data);
     } catch (err) {
@@ -737,6 +731,7 @@
     renderFaces();
     startButton.disabled = false;
     stopButton.disabled = true;
+    keepFocus(startButton);
     setState("stopped");
     if (msg && msg.id) {
       root.dataset.saved = String(msg.id);
