@@ -43,7 +43,7 @@ def _account_page(request: HttpRequest, *, status: int = 200, **extra: Any) -> H
     form = extra.pop("retention_form", None) or RetentionForm(
         initial={
             "retention": overview["profile"].retention if overview["profile"] else "default",
-            "retention_days": overview["profile"].retention_days if overview["profile"] else policy.days,
+            "retention_days": policy.days,  # the days in force (the site's while on its default)
         }
     )
     context = {**overview, "retention_form": form, "verified_session": _verified(request), **extra}
