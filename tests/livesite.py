@@ -128,8 +128,12 @@ class Site:
 # fails every browser test that leaves one here.
 CSP_VIOLATIONS: list[str] = []
 
+# Playwright's own wait_for_function evaluates its predicate with eval (let through by DevTools),
+# which Chromium still reports as a script-src violation with no source file; the site's scripts
+# always have one. Those reports are left out.
 _CSP_LISTENER = """
 document.addEventListener("securitypolicyviolation", (e) => {
+  if (e.blockedURI === "eval" && !e.sourceFile) return;
   const report = `${e.effectiveDirective} blocked ${e.blockedURI || "inline"} on ${e.documentURI}` +
     (e.sourceFile ? ` at ${e.sourceFile}:${e.lineNumber}` : "") + (e.sample ? ` (${e.sample})` : "");
   if (window.__cspViolation) window.__cspViolation(report);
@@ -143,6 +147,9 @@ def watch_csp(context) -> None:
 
     def on_console(message) -> None:
         text = message.text
+        source = (message.location or {}).get("url") or ""
+        if "a string as JavaScript" in text and "/static/" not in source and "?script" not in source:
+            return  # Playwright's own eval (see _CSP_LISTENER), not one of the site's scripts
         if "Content Security Policy" in text or text.startswith("CSP violation"):
             CSP_VIOLATIONS.append(f"console: {text}")
 
@@ -171,9 +178,34 @@ class _WatchedBrowser:
         return getattr(self._browser, name)
 
 
+def _wait_for_function(self, expression, *, arg=None, timeout=None, polling=None):
+    """Page.wait_for_function that works under the site's CSP: Playwright's own one evaluates
+    its predicate with eval inside the page, which script-src without 'unsafe-eval' refuses
+    (EvalError) once the predicate is not true at the first try (microsoft/playwright#7395).
+    This one polls with page.evaluate, which runs through DevTools like any test code."""
+    try:
+        limit = self._impl_obj._timeout_settings.timeout(timeout)
+    except AttributeError:
+        limit = timeout if timeout is not None else 30_000
+    interval = polling if isinstance(polling, (int, float)) else 100
+    deadline = time.monotonic() + limit / 1000 if limit else None
+    while True:
+        if self.evaluate(expression, arg):
+            return self.evaluate_handle(expression, arg)
+        if deadline is not None and time.monotonic() > deadline:
+            from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+            raise PlaywrightTimeoutError(f"wait_for_function: {limit} ms exceeded waiting for {expression!r}")
+        self.wait_for_timeout(interval)
+
+
 def launch_chromium(playwright, *extra: str):
     """Debian's Chromium through playwright (playwright never downloads a browser here); its
-    pages record Content-Security-Policy violations in CSP_VIOLATIONS."""
+    pages record Content-Security-Policy violations in CSP_VIOLATIONS and wait for functions
+    without eval (_wait_for_function)."""
+    from playwright.sync_api import Page
+
+    Page.wait_for_function = _wait_for_function
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_FLAGS, *extra])
     return _WatchedBrowser(browser)
 
