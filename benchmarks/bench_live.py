@@ -260,7 +260,7 @@ async def redis_hop(url: str, size: int, repeats: int) -> list[float] | None:
 def served_face_model() -> str:
     try:
         registry = json.loads((REPO / "models" / "registry.json").read_text())
-        card = json.loads((REPO / "models" / f"{registry['face']}.json").read_text())
+        card = json.loads((REPO / "models" / f"{registry.get('face_live') or registry['face']}.json").read_text())  # live's own model when one is named
         return f"{card['name']} {card.get('version', '?')} ({card.get('parameters', '?')} parameters)"
     except (OSError, ValueError, KeyError):
         return "unknown"

@@ -41,7 +41,7 @@ def validation_split(train: Path, fraction: float = 0.1, seed: int = 1337) -> tu
     return x[val_idx], y[val_idx]
 
 
-def candidate_table(names: list[str], x: np.ndarray, y: np.ndarray, directory: Path | None, max_members: int) -> list[dict]:
+def candidate_table(names: list[str], x: np.ndarray, y: np.ndarray, directory: Path | None, max_members: int, max_views: int = 10) -> list[dict]:
     """Validation accuracy of every subset (up to ``max_members``) with each set of test-time
     views, averaged exactly as ``registry.EnsembleModel`` averages them."""
     from recognition.inference import registry
@@ -63,7 +63,9 @@ def candidate_table(names: list[str], x: np.ndarray, y: np.ndarray, directory: P
     for k in range(1, min(max_members, len(names)) + 1):
         for subset in itertools.combinations(names, k):
             for tta in TTA_SETS:
-                views = len(registry.tta_views(inputs[:1], tta))  # the first views of the widest set are this set's
+                views = len(registry.tta_views(inputs[:1], tta))
+                if views > max_views:
+                    continue  # the first views of the widest set are this set's
                 p = np.mean([outputs[n][:views] for n in subset], axis=(0, 1))
                 rows.append({"members": list(subset), "tta": list(tta), "hflip": "hflip" in tta,
                              "validation_accuracy": round(float((p.argmax(1) == y).mean()), 4), "_p": p})
@@ -83,6 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--test", type=Path, default=datasets.DEFAULT_FER / "test", help="PublicTest folder, scored once for the chosen ensemble")
     parser.add_argument("--max-members", type=int, default=3)
     parser.add_argument("--serve", action="store_true", help="name the ensemble as the served face model")
+    parser.add_argument("--max-views", type=int, default=10, help="only sets of test-time views up to this many views per face (live: fewer)")
+    parser.add_argument("--serve-as", default="face", choices=("face", "face_live"), help="the registry key --serve sets (face_live: the live webcam's model)")
     args = parser.parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
     from recognition.inference import registry
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.time()
     directory = args.models_dir
     x_val, y_val = validation_split(args.train)
-    rows = candidate_table(args.candidates, x_val, y_val, directory, args.max_members)
+    rows = candidate_table(args.candidates, x_val, y_val, directory, args.max_members, args.max_views)
     best = choose(rows)
     for row in sorted(rows, key=lambda r: -r["validation_accuracy"]):
         print(f"{row['validation_accuracy']:.4f}  {'+'.join(row['members'])} {'+'.join(row['tta']) or 'no tta'}", file=sys.stderr)
@@ -131,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.serve:
         path = directory / "registry.json"
         served = json.loads(path.read_text()) if path.exists() else {}
-        served["face"] = args.name
+        served[args.serve_as] = args.name
         path.write_text(json.dumps(served, indent=2) + "\n")
     print(json.dumps({"chosen": card["members"], "tta": card["tta"], "validation_accuracy": best["validation_accuracy"],
                       "test_accuracy": test["accuracy"], "test_ece": test["ece"], "temperature": card["temperature"]}))

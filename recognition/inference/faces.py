@@ -211,11 +211,17 @@ def refine_landmarks(gray: np.ndarray, box: Sequence[int], landmarks: np.ndarray
         max(0, -y0), max(0, y0 + side - gray.shape[0]), max(0, -x0), max(0, x0 + side - gray.shape[1]),
         cv2.BORDER_REPLICATE,
     )
-    centre = (side / 2 - 0.5, side / 2 - 0.5)
+    # One face fills the view: the detector needs no more than DETECT_MIN_SIDE pixels for it, so a
+    # large face (a selfie) is looked at shrunk, which keeps each look at a few milliseconds.
+    scale = min(1.0, DETECT_MIN_SIDE / side)
+    if scale < 1.0:
+        region = cv2.resize(region, (DETECT_MIN_SIDE, DETECT_MIN_SIDE), interpolation=cv2.INTER_AREA)
+    size = region.shape[0]
+    centre = (size / 2 - 0.5, size / 2 - 0.5)
     best, best_residual = landmarks, abs(first)
     for turn in REFINE_ANGLES:
         matrix = cv2.getRotationMatrix2D(centre, float(np.sign(first) * turn), 1.0)
-        view = cv2.warpAffine(region, matrix, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        view = cv2.warpAffine(region, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         hits = [d for d in detect_with_landmarks(view) if d[0][0] <= centre[0] <= d[0][0] + d[0][2] and d[0][1] <= centre[1] <= d[0][1] + d[0][3]]
         if not hits:
             continue
@@ -223,7 +229,7 @@ def refine_landmarks(gray: np.ndarray, box: Sequence[int], landmarks: np.ndarray
         residual = abs(eye_angle(seen))
         if residual < best_residual:
             back = cv2.invertAffineTransform(matrix)
-            best, best_residual = _turn_points(seen, back) + [x0, y0], residual
+            best, best_residual = _turn_points(seen, back) / scale + [x0, y0], residual
     return best
 
 
