@@ -183,9 +183,9 @@ def alignment_table(repeats: int) -> list[str]:
             photo = cv2.warpAffine(photo, cv2.getRotationMatrix2D((320, 240), angle, 1.0), (640, 480), borderMode=cv2.BORDER_REPLICATE)
         gray = to_gray(photo)
         found = faces.detect_with_landmarks(photo)
-        plain = median_ms(lambda: [crop_face(gray, tuple(b)) for b, _, _ in found], repeats)
-        aligned = median_ms(lambda: [align_face(gray, tuple(b), lm) for b, _, lm in found], repeats)
-        served = median_ms(lambda: faces.face_crops(gray, found), repeats)
+        plain = median_ms(lambda gray=gray, found=found: [crop_face(gray, tuple(b)) for b, _, _ in found], repeats)
+        aligned = median_ms(lambda gray=gray, found=found: [align_face(gray, tuple(b), lm) for b, _, lm in found], repeats)
+        served = median_ms(lambda gray=gray, found=found: faces.face_crops(gray, found), repeats)
         lines.append(f"| {label}, {len(found)} found | {plain:.3f} | {aligned:.3f} | {served:.3f} | {(served - plain) / max(1, len(found)):.3f} |")
     return lines
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -109,6 +110,8 @@ def notify(analysis: Analysis) -> None:
             f"user-{analysis.owner_id}",
             {"type": "analysis.update", "analysis": analysis_message(analysis)},
         )
+    except SoftTimeLimitExceeded:
+        raise  # the task's time is up wherever it is: the task marks the analysis failed
     except Exception:
         logger.warning("could not push analysis %s update", analysis.pk, exc_info=True)
 

@@ -2,7 +2,11 @@
 
 import numpy as np
 
-from training.metrics import ece_noise_floor, expected_calibration_error, fit_temperature
+from training.metrics import (
+    ece_noise_floor,
+    expected_calibration_error,
+    fit_temperature,
+)
 
 
 def _sample(n: int, confidence: float, classes: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -49,7 +49,12 @@ def pipeline_crops(frames: list[tuple[np.ndarray, tuple[float, float]]], refine:
     """(aligned crop, plain crop, eye angle, crop aligned with refined landmarks) of the face at
     each frame's centre; None if missed."""
     from recognition.inference import faces
-    from recognition.inference.preprocessing import align_face, crop_face, eye_angle, to_gray
+    from recognition.inference.preprocessing import (
+        align_face,
+        crop_face,
+        eye_angle,
+        to_gray,
+    )
 
     aligned, plain, angles, refined = [], [], [], []
     for bgr, (cx, cy) in frames:

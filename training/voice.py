@@ -32,7 +32,12 @@ from recognition.inference import audio
 from recognition.inference.labels import VOICE_EMOTIONS
 from training import extra_data
 from training.common import next_version, strip_optimizer
-from training.metrics import ece_noise_floor, fit_temperature, markdown_confusion, summarise
+from training.metrics import (
+    ece_noise_floor,
+    fit_temperature,
+    markdown_confusion,
+    summarise,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "ravdess-speech-16k"
@@ -269,7 +274,11 @@ def build_cnn(
     Options (each a row of the model card's fold table): ``utterance_norm`` subtracts each band's
     mean over the window's real frames first; ``deltas`` appends first-order deltas (128 inputs);
     ``pooling`` "avgmax" (global average + max) or "attention" (attentive statistics pooling)."""
-    from recognition.inference.layers import AttentiveStatsPooling, Deltas, UtteranceNorm
+    from recognition.inference.layers import (
+        AttentiveStatsPooling,
+        Deltas,
+        UtteranceNorm,
+    )
 
     keras = _keras()
     layers = keras.layers

@@ -28,7 +28,16 @@ import numpy as np
 from recognition.inference.labels import VOICE_EMOTIONS
 from training.common import next_version
 from training.metrics import fit_temperature, summarise
-from training.voice import DEFAULT_DATA, REPO, TEST_ACTORS, card_markdown_folds, evaluate_folder, format_check, list_clips, serve
+from training.voice import (
+    DEFAULT_DATA,
+    REPO,
+    TEST_ACTORS,
+    card_markdown_folds,
+    evaluate_folder,
+    format_check,
+    list_clips,
+    serve,
+)
 from training.voice_folds import _Wrapped, combine, window_outputs
 
 

@@ -24,7 +24,13 @@ from recognition import metrics
 from recognition.inference import registry
 from recognition.inference.errors import InvalidMedia
 from recognition.inference.images import DEFAULT_MAX_IMAGE_PIXELS, decode_image, setting
-from recognition.inference.preprocessing import ALIGN_MIN_DEGREES, align_face, eye_angle, faces_to_input, to_gray
+from recognition.inference.preprocessing import (
+    ALIGN_MIN_DEGREES,
+    align_face,
+    eye_angle,
+    faces_to_input,
+    to_gray,
+)
 
 DETECTOR_FILE = "face_detection_yunet.onnx"
 # Chosen with benchmarks/compare_detectors.py (numbers in benchmarks/README.md): at 640-960 px
