@@ -62,6 +62,7 @@ def celery_on_redis(settings):
     )
     app._pool = None
     app.amqp._producer_pool = None
+    forget_result_backend()  # the app caches its backend: one made earlier would not be Redis
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -77,6 +78,14 @@ def celery_on_redis(settings):
     pools.reset()  # closes the Redis connections and forgets them (next use starts afresh)
     app._pool = None
     app.amqp._producer_pool = None
+    forget_result_backend()
+
+
+def forget_result_backend() -> None:
+    """Drop the result backend Celery cached (per app or per thread), so the next use builds
+    one from the current ``result_backend`` setting."""
+    app._backend_cache = None
+    app._local.__dict__.pop("backend", None)
 
 
 @pytest.fixture
