@@ -58,11 +58,11 @@ def pipeline_crops(frames: list[tuple[np.ndarray, tuple[float, float]]], refine:
 
     aligned, plain, angles, refined = [], [], [], []
     for bgr, (cx, cy) in frames:
-        hits = [d for d in faces.detect_with_landmarks(bgr) if d[0][0] <= cx <= d[0][0] + d[0][2] and d[0][1] <= cy <= d[0][1] + d[0][3]]
-        if not hits:
+        hit = faces.detection_at(faces.detect_with_landmarks(bgr), (cx, cy))
+        if hit is None:
             aligned.append(None), plain.append(None), angles.append(None), refined.append(None)
             continue
-        box, _, landmarks = max(hits, key=lambda d: d[1])
+        box, _, landmarks = hit
         gray = to_gray(bgr)
         aligned.append(align_face(gray, tuple(box), landmarks))
         plain.append(crop_face(gray, tuple(box)))

@@ -29,6 +29,7 @@ from recognition.inference.preprocessing import (
     align_face,
     eye_angle,
     faces_to_input,
+    square_region,
     to_gray,
 )
 
@@ -183,6 +184,13 @@ def detect_faces(
     return [box for box, _ in detect_with_scores(bgr, score_threshold=score_threshold)]
 
 
+def detection_at(detections: Sequence[tuple[Box, float, np.ndarray]], point: tuple[float, float]) -> tuple[Box, float, np.ndarray] | None:
+    """The best-scoring detection whose box holds ``point`` (x, y), or None."""
+    x, y = point
+    hits = [d for d in detections if d[0][0] <= x <= d[0][0] + d[0][2] and d[0][1] <= y <= d[0][1] + d[0][3]]
+    return max(hits, key=lambda d: d[1]) if hits else None
+
+
 # YuNet's eye landmarks report only about a third of a head's roll (8 degrees for a 30-degree
 # tilt, training/evaluate_pose), so a tilted face is looked at again turned by each of these
 # angles towards upright (``refine_landmarks``).
@@ -212,11 +220,7 @@ def refine_landmarks(gray: np.ndarray, box: Sequence[int], landmarks: np.ndarray
     side = int(np.ceil(2 * max(w, h)))
     cx, cy = x + w / 2, y + h / 2
     x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-    region = cv2.copyMakeBorder(
-        gray[max(0, y0) : max(0, y0 + side), max(0, x0) : max(0, x0 + side)],
-        max(0, -y0), max(0, y0 + side - gray.shape[0]), max(0, -x0), max(0, x0 + side - gray.shape[1]),
-        cv2.BORDER_REPLICATE,
-    )
+    region = square_region(gray, x0, y0, side)
     # One face fills the view: the detector needs no more than DETECT_MIN_SIDE pixels for it, so a
     # large face (a selfie) is looked at shrunk, which keeps each look at a few milliseconds.
     scale = min(1.0, DETECT_MIN_SIDE / side)
@@ -228,10 +232,10 @@ def refine_landmarks(gray: np.ndarray, box: Sequence[int], landmarks: np.ndarray
     for turn in REFINE_ANGLES:
         matrix = cv2.getRotationMatrix2D(centre, float(np.sign(first) * turn), 1.0)
         view = cv2.warpAffine(region, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        hits = [d for d in detect_with_landmarks(view) if d[0][0] <= centre[0] <= d[0][0] + d[0][2] and d[0][1] <= centre[1] <= d[0][1] + d[0][3]]
-        if not hits:
+        hit = detection_at(detect_with_landmarks(view), centre)
+        if hit is None:
             continue
-        seen = max(hits, key=lambda d: d[1])[2]
+        seen = hit[2]
         residual = abs(eye_angle(seen))
         if residual < best_residual:
             back = cv2.invertAffineTransform(matrix)

@@ -88,17 +88,23 @@ def align_face(gray: np.ndarray, box: tuple[int, int, int, int], landmarks: np.n
     half = int(np.ceil(side * 0.75)) + 2
     cx, cy = float(centre[0]), float(centre[1])
     x0, y0 = int(np.floor(cx)) - half, int(np.floor(cy)) - half
-    region = cv2.copyMakeBorder(
-        gray[max(0, y0) : max(0, y0 + 2 * half), max(0, x0) : max(0, x0 + 2 * half)],
-        max(0, -y0), max(0, y0 + 2 * half - gray.shape[0]), max(0, -x0), max(0, x0 + 2 * half - gray.shape[1]),
-        cv2.BORDER_REPLICATE,
-    )
+    region = square_region(gray, x0, y0, 2 * half)
     local = (cx - x0, cy - y0)
     matrix = cv2.getRotationMatrix2D(local, angle, 1.0)
     rotated = cv2.warpAffine(region, matrix, (region.shape[1], region.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     s0 = int(round(side))
     left, top = int(round(local[0] - s0 / 2)), int(round(local[1] - s0 / 2))
     return resize_face(rotated[max(0, top) : top + s0, max(0, left) : left + s0])
+
+
+def square_region(gray: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """The ``side`` x ``side`` square of ``gray`` at (x0, y0); parts outside the image repeat
+    its edge (cv2.BORDER_REPLICATE)."""
+    return cv2.copyMakeBorder(
+        gray[max(0, y0) : max(0, y0 + side), max(0, x0) : max(0, x0 + side)],
+        max(0, -y0), max(0, y0 + side - gray.shape[0]), max(0, -x0), max(0, x0 + side - gray.shape[1]),
+        cv2.BORDER_REPLICATE,
+    )
 
 
 def resize_face(crop: np.ndarray) -> np.ndarray:
