@@ -67,7 +67,7 @@ def candidate_table(names: list[str], x: np.ndarray, y: np.ndarray, directory: P
                 if views > max_views:
                     continue  # the first views of the widest set are this set's
                 p = np.mean([outputs[n][:views] for n in subset], axis=(0, 1))
-                rows.append({"members": list(subset), "tta": list(tta), "hflip": "hflip" in tta,
+                rows.append({"members": list(subset), "tta": list(tta),
                              "validation_accuracy": round(float((p.argmax(1) == y).mean()), 4), "_p": p})
     return rows
 
@@ -157,7 +157,7 @@ def card_markdown(card: dict) -> str:
         f"| `{m['name']}` | {m['version']} | {m['test_accuracy']:.4f} | `{m['sha256']}` |" for m in card["members"]
     )
     selection = "\n".join(
-        f"| {' + '.join(r['members'])} | {view_text(r.get('tta', ['hflip'] if r.get('hflip') else []))} | {r['validation_accuracy']:.4f} |" for r in card["selection"]
+        f"| {' + '.join(r['members'])} | {view_text(r['tta'])} | {r['validation_accuracy']:.4f} |" for r in card["selection"]
     )
     return f"""# Model card: {card['name']} (ensemble), version {card['version']}
 

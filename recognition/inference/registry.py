@@ -133,12 +133,17 @@ def _shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return x[:, rows][:, :, cols]
 
 
+def check_tta(tta: list[str] | tuple[str, ...], where: str = "") -> None:
+    """ModelUnavailable for a test-time augmentation this code does not know."""
+    unknown = set(tta) - set(TTA_KINDS)
+    if unknown:
+        raise ModelUnavailable(f"{where}unknown test-time augmentation {sorted(unknown)}; known: {list(TTA_KINDS)}")
+
+
 def tta_views(x: np.ndarray, tta: list[str] | tuple[str, ...]) -> np.ndarray:
     """The batch of views averaged at test time, view-major: (V * N, H, W, C). ``hflip`` adds
     mirror images; ``shift2`` adds every view moved 2 px left, right, up and down."""
-    unknown = set(tta) - set(TTA_KINDS)
-    if unknown:
-        raise ModelUnavailable(f"unknown test-time augmentation {sorted(unknown)}; known: {list(TTA_KINDS)}")
+    check_tta(tta)
     views = [x, x[:, :, ::-1]] if "hflip" in tta else [x]
     if "shift2" in tta:
         d = TTA_SHIFT_PX
@@ -163,10 +168,6 @@ class EnsembleModel:
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "members": [m.info() for m in self.members]}
-
-    @property
-    def flip(self) -> bool:
-        return "hflip" in self.card.get("tta", [])
 
     @property
     def tta(self) -> list[str]:
@@ -218,8 +219,7 @@ def _load(name: str, directory: Path, parents: tuple[str, ...]) -> LoadedModel |
         entries = card.get("members") or []
         if not entries or name in parents:
             raise ModelUnavailable(f"ensemble card {name} has no members or names itself")
-        if set(card.get("tta", [])) - set(TTA_KINDS):
-            raise ModelUnavailable(f"ensemble card {name}: unknown test-time augmentation {card['tta']}; known: {list(TTA_KINDS)}")
+        check_tta(card.get("tta", []), f"ensemble card {name}: ")
         members = []
         for entry in entries:
             member = _load(entry["name"], directory, (*parents, name))
