@@ -4,6 +4,7 @@ training over actor folds."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -141,6 +142,34 @@ def test_voice_layers_survive_save_and_load_and_ignore_padding(tmp_path):
     loaded = registry.load_keras(tmp_path / "m.keras")
     assert np.allclose(np.asarray(loaded(x, training=False)), before, atol=1e-6)
     assert isinstance(loaded.get_layer("attentive_stats"), keras.layers.Layer)
+
+
+@pytest.mark.parametrize("options", [{"frontend": "conv2d"}, {"pooling": "gru", "deltas": True}])
+def test_voice_recipe_networks_learn_a_real_clip_and_load_for_serving(tmp_path, options):
+    """The 2-D (time x bands) front end and the CRNN pooling: built from the command-line
+    options, they take the serving input, fit two real clips of different emotions, and come
+    back from disk through the registry's loader with the same outputs."""
+    clips = ["03-01-03-02-01-01-18.flac", "03-01-05-02-01-01-18.flac"]  # happy, angry
+    x = np.stack([audio.model_input(audio.trim(audio.decode_audio((SPEECH / c).read_bytes())), "log_mel") for c in clips])
+    y = np.eye(8)[[2, 4]]
+    args = argparse.Namespace(arch="cnn", pooling="avgmax", deltas=False, utterance_norm=False, frontend="conv1d")
+    for key, value in options.items():
+        setattr(args, key, value)
+    recipe = training_voice.model_options(args)
+    assert {k: recipe[k] for k in options} == options
+    model = training_voice.build_cnn(8, normalizer_data=np.repeat(x, 4, axis=0), **recipe)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    loss = model.fit(x, y, epochs=15, batch_size=2, verbose=0).history["loss"]
+    assert loss[-1] < loss[0] / 2  # (training-mode loss: 15 steps leave BatchNorm's moving statistics behind)
+    before = np.asarray(model(x, training=False))
+    model.save(tmp_path / "m.keras")
+    loaded = registry.load_keras(tmp_path / "m.keras")
+    assert np.allclose(np.asarray(loaded(x, training=False)), before, atol=1e-5)
+
+
+def test_voice_conv2d_front_end_refuses_deltas():
+    with pytest.raises(ValueError, match="no deltas"):
+        training_voice.build_cnn(8, frontend="conv2d", deltas=True)
 
 
 @pytest.mark.slow

@@ -267,13 +267,18 @@ def build_cnn(
     pooling: str = "avgmax",
     deltas: bool = False,
     utterance_norm: bool = False,
+    frontend: str = "conv1d",
 ):
     """1-D CNN over (301 frames x 64 log-mel bands): per-band standardisation, five Conv1D/BN/ReLU
     layers with three max-pools, pooling over time, Dense(128), softmax(8).
 
     Options (each a row of the model card's fold table): ``utterance_norm`` subtracts each band's
     mean over the window's real frames first; ``deltas`` appends first-order deltas (128 inputs);
-    ``pooling`` "avgmax" (global average + max) or "attention" (attentive statistics pooling)."""
+    ``pooling`` "avgmax" (global average + max), "attention" (attentive statistics pooling) or
+    "gru" (a bidirectional GRU over the pooled frames, then average + max: a CRNN);
+    ``frontend`` "conv1d" (the five layers above, bands as channels) or "conv2d" (four Conv2D
+    layers over time x bands, each halving both (the first by its stride), then the bands folded into channels: a network
+    that sees local time-frequency patterns, which the 1-D stack does not)."""
     from recognition.inference.layers import (
         AttentiveStatsPooling,
         Deltas,
@@ -298,13 +303,35 @@ def build_cnn(
             adapt = np.concatenate([np.asarray(layer(adapt[i : i + 256])) for i in range(0, len(adapt), 256)])
         norm.adapt(adapt.reshape(-1, adapt.shape[-1]))
     x = norm(x)
-    for i, filters in enumerate(widths):
-        x = layers.Conv1D(filters, 5 if i == 0 else 3, padding="same", use_bias=False, kernel_initializer="he_normal")(x)
+    if frontend == "conv2d":
+        if deltas:
+            raise ValueError("frontend conv2d takes the log-mel bands alone (no deltas)")
+        x = layers.Reshape((audio.WINDOW_FRAMES, audio.N_MELS, 1))(x)
+        for i, filters in enumerate(CONV2D_WIDTHS):
+            # The first layer strides instead of pooling: full-resolution maps cost the most.
+            x = layers.Conv2D(filters, 3, strides=1 if i else 2, padding="same", use_bias=False, kernel_initializer="he_normal")(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.Activation("relu")(x)
+            if i:
+                x = layers.MaxPooling2D(2)(x)
+                x = layers.SpatialDropout2D(0.05)(x)
+        x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]))(x)
+        x = layers.Conv1D(widths[-1], 1, use_bias=False, kernel_initializer="he_normal")(x)
         x = layers.BatchNormalization()(x)
         x = layers.Activation("relu")(x)
-        if 1 <= i <= 3:
-            x = layers.MaxPooling1D(2)(x)
-            x = layers.SpatialDropout1D(0.05)(x)
+    elif frontend == "conv1d":
+        for i, filters in enumerate(widths):
+            x = layers.Conv1D(filters, 5 if i == 0 else 3, padding="same", use_bias=False, kernel_initializer="he_normal")(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.Activation("relu")(x)
+            if 1 <= i <= 3:
+                x = layers.MaxPooling1D(2)(x)
+                x = layers.SpatialDropout1D(0.05)(x)
+    else:
+        raise ValueError(f"unknown frontend {frontend!r}")
+    if pooling == "gru":
+        x = layers.Bidirectional(layers.GRU(64, return_sequences=True), name="bigru")(x)
+        pooling = "avgmax"
     if pooling == "attention":
         x = AttentiveStatsPooling(name="attentive_stats")(x)
     elif pooling == "avgmax":
@@ -320,6 +347,9 @@ def build_cnn(
     return keras.Model(inputs, outputs, name="voice_cnn")
 
 
+# Channels of the "conv2d" front end's four Conv2D layers (time x bands halved after each).
+CONV2D_WIDTHS = (16, 32, 64, 96)
+
 ARCHITECTURES = {"mlp": ("mfcc_mean", build_mlp), "cnn": ("log_mel", build_cnn)}
 
 
@@ -331,8 +361,11 @@ def model_options(args) -> dict:
     """Architecture options from the command line (CNN only; the MLP baseline has none)."""
     if args.arch != "cnn":
         return {}
-    return {"pooling": getattr(args, "pooling", "avgmax"), "deltas": bool(getattr(args, "deltas", False)),
-            "utterance_norm": bool(getattr(args, "utterance_norm", False))}
+    options = {"pooling": getattr(args, "pooling", "avgmax"), "deltas": bool(getattr(args, "deltas", False)),
+               "utterance_norm": bool(getattr(args, "utterance_norm", False))}
+    if getattr(args, "frontend", "conv1d") != "conv1d":  # recipes written before it existed stay as they were
+        options["frontend"] = args.frontend
+    return options
 
 
 def mixup(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -430,7 +463,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default: mlp 1e-3, cnn 5e-4)")
     parser.add_argument("--label-smoothing", type=float, default=0.1)
     parser.add_argument("--no-augment", action="store_true", help="cnn: train on clean clips only")
-    parser.add_argument("--pooling", choices=("avgmax", "attention"), default="avgmax", help="cnn: pooling over time")
+    parser.add_argument("--pooling", choices=("avgmax", "attention", "gru"), default="avgmax",
+                        help="cnn: pooling over time (gru: a bidirectional GRU over the frames first, a CRNN)")
+    parser.add_argument("--frontend", choices=("conv1d", "conv2d"), default="conv1d",
+                        help="cnn: 1-D convolutions with bands as channels, or 2-D convolutions over time x bands")
     parser.add_argument("--deltas", action="store_true", help="cnn: append delta features inside the model")
     parser.add_argument("--utterance-norm", action="store_true", help="cnn: per-utterance mean normalisation inside the model")
     parser.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0: off)")
