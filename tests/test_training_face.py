@@ -229,3 +229,62 @@ def test_training_compiles_without_xla_unless_asked():
     add_arguments(parser, name="x", width=0.25, epochs=1, lr=1e-3)
     assert parser.parse_args([]).jit is False and parser.parse_args(["--jit"]).jit is True
     assert parser.parse_args([]).runs == datasets.REPO / "training" / "checkpoints"
+
+
+def test_augmentation_modes_for_the_ablation_rows():
+    from training.face import augment_faces
+
+    faces = np.stack([np.tile(np.arange(48, dtype=np.uint8) * 5, (48, 1))] * 64)  # a left-to-right ramp
+    assert np.array_equal(augment_faces(faces, np.random.default_rng(0), mode="none"), faces)
+    flipped = augment_faces(faces, np.random.default_rng(0), mode="flip")
+    mirrored = [np.array_equal(f, faces[0][:, ::-1]) for f in flipped]
+    assert all(m or np.array_equal(f, faces[0]) for m, f in zip(mirrored, flipped)) and 16 < sum(mirrored) < 48
+    full = augment_faces(faces, np.random.default_rng(0))
+    assert sum(not (np.array_equal(f, faces[0]) or np.array_equal(f, faces[0][:, ::-1])) for f in full) > 60
+    with pytest.raises(ValueError):
+        augment_faces(faces, np.random.default_rng(0), mode="sideways")
+
+
+def test_mixup_blends_faces_and_labels_alike():
+    from training.face import mixup
+
+    x = np.stack([np.full((48, 48, 1), v, np.float32) for v in (0.0, 1.0)] * 50)
+    y = np.eye(7, dtype=np.float32)[[0, 3] * 50]
+    xm, ym = mixup(x, y, np.random.default_rng(1), 0.2)
+    assert np.allclose(ym.sum(1), 1) and np.all(ym.max(1) >= 0.5)
+    # each blended face holds the share of class 3 that its label says (face value = share of the 1.0 face)
+    assert np.allclose(xm[:, 0, 0, 0], ym[:, 3], atol=1e-6)
+
+
+def test_plateau_schedule_halves_after_patience_and_survives_resume():
+    from training.face import PlateauSchedule
+
+    s = PlateauSchedule(1e-3, 50, None, warmup=2, patience=3)
+    assert s.lr(0) < s.lr(1) < 1e-3 and s.lr(2) == 1e-3
+    for loss in (1.0, 0.9, 0.95, 0.93, 0.92):
+        s.observe(loss)
+    assert s.lr(5) == 5e-4
+    resumed = PlateauSchedule(1e-3, 50, None)
+    resumed.restore(s.state())
+    assert resumed.lr(10) == 5e-4 and resumed.best_loss == 0.9
+
+
+@pytest.mark.slow
+def test_ablation_rows_train_on_a_subset_and_never_read_the_test_split(tmp_path, monkeypatch):
+    from training import ablate_face
+    from training import data as training_data
+
+    copy_fer(tmp_path / "train", "train", 12)
+    read = []
+    real_load = training_data.load_face_arrays
+    monkeypatch.setattr(training_data, "load_face_arrays", lambda path, *a, **k: read.append(Path(path)) or real_load(path, *a, **k))
+    rows = ablate_face.main(["--data", str(tmp_path / "train"), "--rows", "base,sgd,plateau,mixup,flip_only",
+                             "--epochs", "2", "--train-fraction", "0.5", "--runs", str(tmp_path / "runs"), "--json", str(tmp_path / "rows.json")])
+    assert [r["row"] for r in rows] == ["base", "sgd", "plateau", "mixup", "flip_only"]
+    assert all(r["validation_only"] and r["epochs"] == 2 and 0 <= r["best_val_accuracy"] <= 1 for r in rows)
+    # 12 per class, 10% validation (1-2 per class) kept whole; half of the rest trains
+    assert all(r["val_size"] == 7 and 32 <= r["train_size"] <= 40 for r in rows)
+    assert set(read) == {tmp_path / "train"}  # PublicTest untouched, no model written
+    assert not list((tmp_path / "runs").glob("out/*.keras")) and json.loads((tmp_path / "rows.json").read_text())[-1]["row"] == "flip_only"
+    cmd = (tmp_path / "runs" / "ablate_sgd" / "state.json").read_text()
+    assert "--optimizer sgd" in cmd and "--lr 0.01" in cmd

@@ -105,18 +105,31 @@ def build_vgg_imagenet(weights: Path, num_classes: int = 7, dense: int = 512):
     return keras.Model(inputs, outputs, name="face_vgg"), base
 
 
-def augment_faces(faces: np.ndarray, rng: np.random.Generator, erase: float = 0.0) -> np.ndarray:
-    """Random flip, rotation (+-10 deg), zoom (0.9-1.1), shift (+-10%) and brightness/contrast on
-    uint8 48x48 faces, on the CPU with OpenCV. (Keras' RandomRotation/Zoom layers go through
-    map_coordinates, which on the JAX GPU backend made an epoch take minutes.) With ``erase`` > 0,
-    that share of the faces also gets one random rectangle (2-20% of the area, aspect 0.3-3.3)
-    filled with noise (random erasing, Zhong et al. 2017)."""
+AUGMENT_MODES = ("full", "flip", "none")
+
+
+def augment_faces(faces: np.ndarray, rng: np.random.Generator, erase: float = 0.0, *, mode: str = "full", rotate: float = 10.0) -> np.ndarray:
+    """Random flip, rotation (+-``rotate`` deg), zoom (0.9-1.1), shift (+-10%) and
+    brightness/contrast on uint8 48x48 faces, on the CPU with OpenCV. (Keras' RandomRotation/Zoom
+    layers go through map_coordinates, which on the JAX GPU backend made an epoch take minutes.)
+    With ``erase`` > 0, that share of the faces also gets one random rectangle (2-20% of the area,
+    aspect 0.3-3.3) filled with noise (random erasing, Zhong et al. 2017). ``mode`` "flip" keeps
+    only the mirror images, "none" returns the faces as they are (ablations)."""
     import cv2
 
-    out = np.empty_like(faces)
+    if mode not in AUGMENT_MODES:
+        raise ValueError(f"unknown augmentation mode {mode!r}; expected one of {AUGMENT_MODES}")
     n = len(faces)
+    if mode == "none":
+        return faces.copy()
+    if mode == "flip":
+        flips = rng.random(n) < 0.5
+        out = faces.copy()
+        out[flips] = faces[flips][:, :, ::-1]
+        return out
+    out = np.empty_like(faces)
     flips = rng.random(n) < 0.5
-    angles = rng.uniform(-10, 10, n)
+    angles = rng.uniform(-rotate, rotate, n)
     scales = rng.uniform(0.9, 1.1, n)
     shifts = rng.uniform(-0.1, 0.1, (n, 2)) * FACE_SIZE
     alphas = rng.uniform(0.8, 1.2, n)
@@ -137,6 +150,16 @@ def augment_faces(faces: np.ndarray, rng: np.random.Generator, erase: float = 0.
             top, left = rng.integers(0, FACE_SIZE - h + 1), rng.integers(0, FACE_SIZE - w + 1)
             out[i, top : top + h, left : left + w] = rng.integers(0, 256, (h, w) + out.shape[3:], dtype=np.uint8)
     return out
+
+
+def mixup(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """mixup (Zhang et al. 2018): each face blended with a random partner, lambda ~ Beta(a, a),
+    the larger share kept by the face itself; labels blended the same way."""
+    lam = rng.beta(alpha, alpha, len(x)).astype(np.float32)
+    lam = np.maximum(lam, 1 - lam)
+    partner = rng.permutation(len(x))
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    return (lam.reshape(shape) * x + (1 - lam.reshape(shape)) * x[partner]).astype(np.float32), (lam[:, None] * y + (1 - lam[:, None]) * y[partner]).astype(np.float32)
 
 
 def class_weights(y: np.ndarray, n_classes: int, power: float) -> dict[int, float]:
@@ -171,6 +194,37 @@ class BudgetSchedule:
         self.total = max(epochs_done, min(self.max_epochs, fit))
 
 
+class PlateauSchedule(BudgetSchedule):
+    """Warm-up, then the learning rate halved whenever validation loss has not improved for
+    ``patience`` epochs (Keras' ReduceLROnPlateau, kept in the run state so --resume continues
+    it): the alternative to cosine in the ablation table."""
+
+    def __init__(self, base_lr: float, max_epochs: int, budget_s: float | None, warmup: int = 2, patience: int = 3, factor: float = 0.5):
+        super().__init__(base_lr, max_epochs, budget_s, warmup)
+        self.patience, self.factor = patience, factor
+        self.current, self.best_loss, self.waited = base_lr, float("inf"), 0
+
+    def lr(self, epoch: int) -> float:
+        if epoch < self.warmup:
+            return self.base_lr * (epoch + 1) / (self.warmup + 1)
+        return self.current
+
+    def observe(self, val_loss: float) -> None:
+        if val_loss < self.best_loss - 1e-4:
+            self.best_loss, self.waited = val_loss, 0
+            return
+        self.waited += 1
+        if self.waited >= self.patience:
+            self.current, self.waited = max(self.current * self.factor, 1e-6), 0
+
+    def state(self) -> dict:
+        return {"current": self.current, "best_loss": self.best_loss, "waited": self.waited}
+
+    def restore(self, saved: dict | None) -> None:
+        if saved:
+            self.current, self.best_loss, self.waited = saved["current"], saved["best_loss"], saved["waited"]
+
+
 def make_callbacks(run_dir: Path, schedule: BudgetSchedule, state: dict, log):
     keras = _keras()
 
@@ -186,6 +240,9 @@ def make_callbacks(run_dir: Path, schedule: BudgetSchedule, state: dict, log):
             state["epoch"] = epoch + 1
             state["history"].append({k: float(v) for k, v in logs.items()} | {"epoch": epoch + 1, "seconds": seconds})
             state["total_epochs"] = schedule.total
+            if isinstance(schedule, PlateauSchedule):
+                schedule.observe(float(logs.get("val_loss", 0.0)))
+                state["plateau"] = schedule.state()
             val_acc = float(logs.get("val_accuracy", 0.0))
             if val_acc > state["best_val_accuracy"]:
                 state["best_val_accuracy"] = val_acc
@@ -222,6 +279,17 @@ def add_arguments(parser: argparse.ArgumentParser, *, name: str, width: float, e
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--label-smoothing", type=float, default=0.1)
     parser.add_argument("--erase", type=float, default=0.0, help="share of training faces given a random-erasing rectangle")
+    parser.add_argument("--augment", choices=AUGMENT_MODES, default="full",
+                        help="full: flip, rotation, zoom, shift, brightness/contrast; flip: mirror images only; none")
+    parser.add_argument("--rotate", type=float, default=10.0, help="largest random rotation in degrees (full augmentation)")
+    parser.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0: off): faces and labels blended in pairs")
+    parser.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw", help="sgd: SGD with Nesterov momentum 0.9 (give it a larger --lr, e.g. 0.01)")
+    parser.add_argument("--schedule", choices=("cosine", "plateau"), default="cosine",
+                        help="cosine (sized to --budget-minutes) or halve on a validation-loss plateau (3 epochs)")
+    parser.add_argument("--train-fraction", type=float, default=1.0,
+                        help="train on this stratified share of the training split, validate on all of it (ablations)")
+    parser.add_argument("--validation-only", action="store_true",
+                        help="stop after training: report validation, never touch --test, write no model (ablations)")
     parser.add_argument(
         "--jit", action="store_true",
         help="XLA-compile the training step (jit_compile=True): 0.6x the CPU throughput here; off, as Keras' 'auto' is on this CPU (benchmarks/bench_train_face.py)",
@@ -277,6 +345,9 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
     if args.limit:
         x_all, y_all = x_all[: args.limit], y_all[: args.limit]
     train_idx, val_idx = datasets.stratified_split(y_all, args.val_fraction, args.seed)
+    if getattr(args, "train_fraction", 1.0) < 1.0:  # stratified: each class keeps its share
+        keep, _ = datasets.stratified_split(y_all[train_idx], 1.0 - args.train_fraction, args.seed + 1)
+        train_idx = train_idx[np.sort(keep)]
     x_train_u8, y_train = x_all[train_idx], y_all[train_idx]
     x_val, y_val = faces_to_input(x_all[val_idx]), y_all[val_idx]
     x_extra, y_extra, extra_used = extra_data.load_all(getattr(args, "extra_data", None))
@@ -300,15 +371,24 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
             warm_start = load_warm_start(args.init_weights, model, run_dir)
             state["warm_start"] = warm_start
             log(f"warm start from {args.init_weights} ({warm_start.get('epochs', '?')} epochs, sha256 {warm_start['sha256'][:12]})")
+        if getattr(args, "optimizer", "adamw") == "sgd":
+            optimizer = keras.optimizers.SGD(learning_rate=args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
+        else:
+            optimizer = keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=args.weight_decay)
         model.compile(
-            optimizer=keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=args.weight_decay),
+            optimizer=optimizer,
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
             metrics=["accuracy"],
             jit_compile=bool(getattr(args, "jit", False)),
         )
     state.setdefault("commands", []).append(command_line(args, arch))
     log(f"parameters: {model.count_params():,}")
-    schedule = BudgetSchedule(args.lr, args.epochs, args.budget_minutes * 60 if args.budget_minutes else None)
+    budget_s = args.budget_minutes * 60 if args.budget_minutes else None
+    if getattr(args, "schedule", "cosine") == "plateau":
+        schedule = PlateauSchedule(args.lr, args.epochs, budget_s)
+        schedule.restore(state.get("plateau"))
+    else:
+        schedule = BudgetSchedule(args.lr, args.epochs, budget_s)
     # A resumed run goes on to --epochs, or to what fits in --budget-minutes (which counts the
     # wall time already spent), so a finished run can be continued with a new schedule.
     schedule.total = args.epochs
@@ -322,9 +402,13 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
     while state["epoch"] < schedule.total:
         epoch, epoch_started = state["epoch"], time.time()
         # Fresh augmentation every epoch, seeded by (seed, epoch) so a resumed run sees the same data.
-        x_epoch = faces_to_input(augment_faces(x_train_u8, np.random.default_rng([aug_seed, epoch]), args.erase))
+        rng = np.random.default_rng([aug_seed, epoch])
+        x_epoch = faces_to_input(augment_faces(x_train_u8, rng, args.erase, mode=getattr(args, "augment", "full"), rotate=getattr(args, "rotate", 10.0)))
+        y_epoch = y_train_1h
+        if getattr(args, "mixup", 0.0) > 0:
+            x_epoch, y_epoch = mixup(x_epoch, y_train_1h, rng, args.mixup)
         model.fit(
-            x_epoch, y_train_1h, validation_data=(x_val, y_val_1h), batch_size=args.batch_size,
+            x_epoch, y_epoch, validation_data=(x_val, y_val_1h), batch_size=args.batch_size,
             epochs=epoch + 1, initial_epoch=epoch, class_weight=weights, callbacks=callbacks, verbose=0, shuffle=True,
         )
         # The budget counts wall time (augmentation, fit, validation, checkpoints), not fit alone.
@@ -336,6 +420,11 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
         schedule.resize(state["epoch"], state["wall_s"], float(np.median(state["epoch_walls"][-5:])))
         state["total_epochs"] = schedule.total
         (run_dir / "state.json").write_text(json.dumps(state, indent=1))
+    if getattr(args, "validation_only", False):
+        log(f"{args.name}: best validation accuracy {state['best_val_accuracy']:.4f} at epoch {state['best_epoch']} of {state['epoch']} (validation only: test untouched)")
+        return {"name": args.name, "validation_only": True, "best_val_accuracy": state["best_val_accuracy"], "best_epoch": state["best_epoch"],
+                "epochs": state["epoch"], "final_val_accuracy": state["history"][-1]["val_accuracy"] if state["history"] else None,
+                "train_seconds": round(state["wall_s"], 1), "train_size": int(len(y_train)), "val_size": int(len(y_val))}
     classifier = keras.models.load_model(run_dir / "best.keras") if (run_dir / "best.keras").exists() else model
     return finish(args, classifier, arch, state, x_val, y_val, started, log, extra_card or {})
 
