@@ -278,13 +278,14 @@ def test_ablation_rows_train_on_a_subset_and_never_read_the_test_split(tmp_path,
     read = []
     real_load = training_data.load_face_arrays
     monkeypatch.setattr(training_data, "load_face_arrays", lambda path, *a, **k: read.append(Path(path)) or real_load(path, *a, **k))
-    rows = ablate_face.main(["--data", str(tmp_path / "train"), "--rows", "base,sgd,plateau,mixup,flip_only",
+    rows = ablate_face.main(["--data", str(tmp_path / "train"), "--rows", "base,sgd,plateau,mixup,flip_only,wider",
                              "--epochs", "2", "--train-fraction", "0.5", "--runs", str(tmp_path / "runs"), "--json", str(tmp_path / "rows.json")])
-    assert [r["row"] for r in rows] == ["base", "sgd", "plateau", "mixup", "flip_only"]
+    assert [r["row"] for r in rows] == ["base", "sgd", "plateau", "mixup", "flip_only", "wider"]
     assert all(r["validation_only"] and r["epochs"] == 2 and 0 <= r["best_val_accuracy"] <= 1 for r in rows)
     # 12 per class, 10% validation (1-2 per class) kept whole; half of the rest trains
     assert all(r["val_size"] == 7 and 32 <= r["train_size"] <= 40 for r in rows)
     assert set(read) == {tmp_path / "train"}  # PublicTest untouched, no model written
-    assert not list((tmp_path / "runs").glob("out/*.keras")) and json.loads((tmp_path / "rows.json").read_text())[-1]["row"] == "flip_only"
+    assert not list((tmp_path / "runs").glob("out/*.keras")) and json.loads((tmp_path / "rows.json").read_text())[-1]["row"] == "wider"
     cmd = (tmp_path / "runs" / "ablate_sgd" / "state.json").read_text()
-    assert "--optimizer sgd" in cmd and "--lr 0.01" in cmd
+    assert "--optimizer sgd" in cmd and "--lr 0.01" in cmd and "--width 0.125" in cmd
+    assert "--width 0.25" in (tmp_path / "runs" / "ablate_wider" / "state.json").read_text()
