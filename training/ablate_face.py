@@ -26,7 +26,8 @@ from training import data as datasets
 
 BASE = ["--lr", "1e-3", "--erase", "0.5", "--label-smoothing", "0.1"]
 
-# name -> (what changes, the arguments after BASE; later arguments win)
+# name -> (what changes, the arguments after BASE; later arguments win). "wider" changes the
+# width instead, which every row gets from --width (``WIDTH_FACTOR``).
 ROWS: dict[str, tuple[str, list[str]]] = {
     "base": ("served recipe (AdamW, cosine, smoothing 0.1, full augmentation, erasing 0.5)", []),
     "no_aug": ("no augmentation at all (no flip, no geometry, no erasing)", ["--augment", "none", "--erase", "0"]),
@@ -36,15 +37,18 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "no_smoothing": ("no label smoothing", ["--label-smoothing", "0"]),
     "sgd": ("SGD, Nesterov momentum 0.9, lr 0.01, instead of AdamW 1e-3", ["--optimizer", "sgd", "--lr", "0.01"]),
     "plateau": ("halve the learning rate on a 3-epoch validation-loss plateau instead of cosine", ["--schedule", "plateau"]),
-    "wider": ("twice the width (4x the convolution work)", ["--wider"]),
+    "wider": ("twice the width (4x the convolution work)", []),
     "mixup": ("mixup, alpha 0.2", ["--mixup", "0.2"]),
 }
 
 
+WIDTH_FACTOR = {"wider": 2}
+
+
 def row_args(name: str, args: argparse.Namespace) -> list[str]:
-    width = args.width * (2 if "--wider" in ROWS[name][1] else 1)
+    width = args.width * WIDTH_FACTOR.get(name, 1)
     return [
-        *BASE, "--width", f"{width:g}", *(a for a in ROWS[name][1] if a != "--wider"),
+        *BASE, "--width", f"{width:g}", *ROWS[name][1],
         "--name", f"ablate_{name}", "--epochs", str(args.epochs), "--train-fraction", str(args.train_fraction),
         "--data", str(args.data), "--runs", str(args.runs), "--out", str(args.runs / "out"),
         "--threads", str(args.threads), "--validation-only", *(["--resume"] if args.resume else []),
@@ -75,8 +79,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for name in names:
         sub = argparse.ArgumentParser()
         add_arguments(sub, name=f"ablate_{name}", width=args.width, epochs=args.epochs, lr=1e-3)
-        row = sub.parse_args(row_args(name, args))
-        row.argv = row_args(name, args)
+        argv = row_args(name, args)
+        row = sub.parse_args(argv)
+        row.argv = argv
         started = time.time()
         out = train(row, build_vgg, "vgg-scratch")
         results.append({"row": name, "change": ROWS[name][0], **out, "wall_s": round(time.time() - started, 1)})

@@ -22,7 +22,7 @@ from recognition.inference.labels import FACE_EMOTIONS
 from recognition.inference.preprocessing import FACE_SIZE, faces_to_input
 from training import data as datasets
 from training import extra_data
-from training.common import next_version, strip_optimizer
+from training.common import mixup, next_version, strip_optimizer
 from training.metrics import fit_temperature, markdown_confusion, summarise
 
 BASE_WIDTHS = (64, 128, 256, 512)
@@ -152,16 +152,6 @@ def augment_faces(faces: np.ndarray, rng: np.random.Generator, erase: float = 0.
     return out
 
 
-def mixup(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """mixup (Zhang et al. 2018): each face blended with a random partner, lambda ~ Beta(a, a),
-    the larger share kept by the face itself; labels blended the same way."""
-    lam = rng.beta(alpha, alpha, len(x)).astype(np.float32)
-    lam = np.maximum(lam, 1 - lam)
-    partner = rng.permutation(len(x))
-    shape = (-1,) + (1,) * (x.ndim - 1)
-    return (lam.reshape(shape) * x + (1 - lam.reshape(shape)) * x[partner]).astype(np.float32), (lam[:, None] * y + (1 - lam[:, None]) * y[partner]).astype(np.float32)
-
-
 def class_weights(y: np.ndarray, n_classes: int, power: float) -> dict[int, float]:
     """(N / (K * n_c)) ** power: power 0 is unweighted, 1 fully balanced."""
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
@@ -192,6 +182,16 @@ class BudgetSchedule:
         remaining = max(0.0, self.budget_s - elapsed_s)
         fit = epochs_done + int(remaining // max(last_epoch_s, 1e-3))
         self.total = max(epochs_done, min(self.max_epochs, fit))
+
+    def observe(self, val_loss: float) -> None:
+        """Told each epoch's validation loss; the cosine schedule does not need it."""
+
+    def state(self) -> dict | None:
+        """What --resume must restore (kept in state.json as "schedule"); None: nothing."""
+        return None
+
+    def restore(self, saved: dict | None) -> None:
+        pass
 
 
 class PlateauSchedule(BudgetSchedule):
@@ -240,9 +240,9 @@ def make_callbacks(run_dir: Path, schedule: BudgetSchedule, state: dict, log):
             state["epoch"] = epoch + 1
             state["history"].append({k: float(v) for k, v in logs.items()} | {"epoch": epoch + 1, "seconds": seconds})
             state["total_epochs"] = schedule.total
-            if isinstance(schedule, PlateauSchedule):
-                schedule.observe(float(logs.get("val_loss", 0.0)))
-                state["plateau"] = schedule.state()
+            schedule.observe(float(logs.get("val_loss", 0.0)))
+            if schedule.state() is not None:
+                state["schedule"] = schedule.state()
             val_acc = float(logs.get("val_accuracy", 0.0))
             if val_acc > state["best_val_accuracy"]:
                 state["best_val_accuracy"] = val_acc
@@ -384,11 +384,9 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
     state.setdefault("commands", []).append(command_line(args, arch))
     log(f"parameters: {model.count_params():,}")
     budget_s = args.budget_minutes * 60 if args.budget_minutes else None
-    if getattr(args, "schedule", "cosine") == "plateau":
-        schedule = PlateauSchedule(args.lr, args.epochs, budget_s)
-        schedule.restore(state.get("plateau"))
-    else:
-        schedule = BudgetSchedule(args.lr, args.epochs, budget_s)
+    kind = PlateauSchedule if getattr(args, "schedule", "cosine") == "plateau" else BudgetSchedule
+    schedule = kind(args.lr, args.epochs, budget_s)
+    schedule.restore(state.get("schedule"))
     # A resumed run goes on to --epochs, or to what fits in --budget-minutes (which counts the
     # wall time already spent), so a finished run can be continued with a new schedule.
     schedule.total = args.epochs
@@ -424,7 +422,7 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
         log(f"{args.name}: best validation accuracy {state['best_val_accuracy']:.4f} at epoch {state['best_epoch']} of {state['epoch']} (validation only: test untouched)")
         return {"name": args.name, "validation_only": True, "best_val_accuracy": state["best_val_accuracy"], "best_epoch": state["best_epoch"],
                 "epochs": state["epoch"], "final_val_accuracy": state["history"][-1]["val_accuracy"] if state["history"] else None,
-                "train_seconds": round(state["wall_s"], 1), "train_size": int(len(y_train)), "val_size": int(len(y_val))}
+                "train_seconds": round(state["wall_s"], 1), "train_size": len(y_train), "val_size": len(y_val)}
     classifier = keras.models.load_model(run_dir / "best.keras") if (run_dir / "best.keras").exists() else model
     return finish(args, classifier, arch, state, x_val, y_val, started, log, extra_card or {})
 

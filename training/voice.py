@@ -31,7 +31,7 @@ import numpy as np
 from recognition.inference import audio
 from recognition.inference.labels import VOICE_EMOTIONS
 from training import extra_data
-from training.common import next_version, strip_optimizer
+from training.common import mixup, next_version, strip_optimizer
 from training.metrics import (
     ece_noise_floor,
     fit_temperature,
@@ -366,16 +366,6 @@ def model_options(args) -> dict:
     if getattr(args, "frontend", "conv1d") != "conv1d":  # recipes written before it existed stay as they were
         options["frontend"] = args.frontend
     return options
-
-
-def mixup(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """mixup (Zhang et al. 2018): each example blended with a random partner, lambda ~ Beta(a, a)."""
-    lam = rng.beta(alpha, alpha, len(x)).astype(np.float32)
-    lam = np.maximum(lam, 1 - lam)  # the example keeps the larger share
-    partner = rng.permutation(len(x))
-    x_mixed = lam.reshape(-1, *([1] * (x.ndim - 1))) * x + (1 - lam.reshape(-1, *([1] * (x.ndim - 1)))) * x[partner]
-    y_mixed = lam[:, None] * y + (1 - lam[:, None]) * y[partner]
-    return x_mixed.astype(np.float32), y_mixed.astype(np.float32)
 
 
 def cosine_lr(base: float, epoch: int, epochs: int, warmup: int = 2) -> float:
