@@ -35,6 +35,13 @@ def test_upload_drop_zone_works_from_the_keyboard(seeded_site):
         browser = livesite.launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 860})
         page.set_default_timeout(120_000)
+        # Playwright turns on file-chooser interception when a page gets its first "filechooser"
+        # listener, without waiting for the browser to confirm; a key pressed right after
+        # expect_file_chooser() could beat it and open an unintercepted dialog (no event: the
+        # test failed about 1 run in 4). A listener for the page's whole life, added before the
+        # sign-in's round trips, has interception on before any key is pressed.
+        opened = []
+        page.on("filechooser", lambda chooser: opened.append(chooser))
         seeded_site.sign_in(page)
         tab_to(page, "id_files")
         # The whole drop zone shows the focus.
@@ -46,6 +53,7 @@ def test_upload_drop_zone_works_from_the_keyboard(seeded_site):
             with page.expect_file_chooser() as chooser:
                 page.keyboard.press(key)
             assert chooser.value.is_multiple()
+        assert len(opened) == 2
         chooser.value.set_files(str(MEDIA / "test_image.jpg"))
         page.wait_for_selector(".upload-item[data-status=done]", timeout=180_000)
         # The file chooser gave the focus back to the drop zone; the result link is a few stops on.
