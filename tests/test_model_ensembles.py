@@ -305,3 +305,46 @@ def test_recipes_are_combined_by_their_out_of_fold_accuracy(tmp_path, monkeypatc
     model = registry.get_model("chosen", task="voice", directory=models)
     assert len(model.members) == len(card["members"])
     registry.clear_cache()
+
+    # --final full: the same choice, served as one model per chosen recipe retrained on actors 1-16
+    full = voice_ensemble.main(["--runs", str(tmp_path / "plain"), str(tmp_path / "attn"), "--data", str(root), "--final", "full",
+                                "--epochs", "1", "--batch-size", "2", "--train-runs", str(tmp_path / "full_runs"),
+                                "--name", "full", "--out", str(models), "--no-formats", "--serve"])
+    assert full["metrics"]["cross_validation"]["candidates"] == candidates  # chosen exactly as before
+    assert [m["name"] for m in full["members"]] == [f"full_{r}" for r in best["recipes"]]
+    assert full["temperature"] == card["temperature"]  # fitted on the same out-of-fold averages
+    for m in full["members"]:
+        member = json.loads((models / f"{m['name']}.json").read_text())
+        assert member["data"]["train"] == "RAVDESS actors 1-16" and member["training"]["epochs"] == 1
+        assert registry.sha256_file(models / member["file"]) == m["sha256"] and member["temperature"] > 0
+        assert "[full] epoch 1/1" in (tmp_path / "full_runs" / m["name"] / "train.log").read_text()
+    assert full["metrics"]["test"]["n"] == 2 and "retrained on all of actors 1-16" in (models / "full.md").read_text()
+    assert json.loads((models / "registry.json").read_text()) == {"voice": "full"}
+    model = registry.get_model("full", task="voice", directory=models)
+    assert len(model.members) == len(best["recipes"])
+    registry.clear_cache()
+
+
+@pytest.mark.slow
+def test_nested_comparison_scores_fold_average_and_full_model_on_an_outer_fold(tmp_path, monkeypatch):
+    """training.voice_nested: inside actors 1-16 only, the average of 3 inner fold models and one
+    model on all 12 inner actors, both scored on the outer fold; resumable, results kept."""
+    from training import voice_nested
+
+    root = tmp_path / "ravdess"
+    clips = sorted(SPEECH.glob("*.flac"))
+    for actor in range(1, 21):
+        clip = clips[actor % len(clips)]
+        (root / f"Actor_{actor:02d}").mkdir(parents=True)
+        shutil.copy(clip, root / f"Actor_{actor:02d}" / f"{clip.stem[:-2]}{actor:02d}.flac")
+    monkeypatch.setattr(training_voice, "CACHE", tmp_path / "cache")
+    args = ["--data", str(root), "--runs", str(tmp_path / "runs"), "--name", "nested", "--epochs", "1", "--batch-size", "2", "--outer", "1"]
+    rows = voice_nested.main(args)
+    assert len(rows) == 1 and rows[0]["outer"] == [1, 4]
+    for how in ("folds", "full"):
+        assert rows[0][how]["n"] == 4 and 0.0 <= rows[0][how]["accuracy"] <= 1.0 and 0 < rows[0][how]["mean_confidence"] <= 1
+    assert len(rows[0]["fold_members"]) == 3 and rows[0]["full_temperature"] > 0
+    log = (tmp_path / "runs" / "nested" / "train.log").read_text()
+    assert all(f"[outer1_inner{j}] epoch 1/1" in log for j in (1, 2, 3)) and "[outer1_full] epoch 1/1" in log
+    assert [p.name.split("-")[3] for p in (tmp_path / "cache").glob("voice-*")] == ["16"]  # features of actors 1-16 only, never 17-20
+    assert voice_nested.main(args) == rows  # a finished outer fold is read back, not retrained

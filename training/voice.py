@@ -771,17 +771,18 @@ def card_markdown_folds(card: dict) -> str:
 Speech-emotion classifier: a 16 kHz mono recording, trimmed of leading/trailing silence and
 peak-normalised, scored in 3 s windows (hop 1.5 s) on 3 s of 64-band log-mel frames (25 ms / 10 ms)
 -> probabilities over {', '.join(card['classes'])}: the mean of the calibrated probabilities of
-{len(card['members'])} fold models. Windows without speech are reported as no speech instead of guessed.
+{len(card['members'])} {"fold models" if "fold models" in card['architecture'] else "models"}. Windows without speech are reported as no speech instead of guessed.
 
 - **Data**: {card['data']['dataset']}; split {card['data']['split']}.
 - **Model selection**: {card['data']['inner_split']}.
+- **Served models**: {card['data'].get('final_training', 'the fold models, averaged')}.
 - **Members**: {members}
 - **Recipe**: `{json.dumps(t['recipe'])}`; augmentation: {card['data']['augmentation']}
 - **Cross-validation (out-of-fold actors; {"the chosen recipes' fold models averaged" if candidates else "each fold model alone"})**: mean {cv['mean']:.4f}, spread (std) {cv['std']:.4f}, min {cv['min']:.4f}, max {cv['max']:.4f}; out-of-fold ECE {cv['out_of_fold_ece']:.4f}
 - **Test accuracy (actors 17-20, never seen in training or selection; the ensemble)**: {test['accuracy']:.4f} on {test['n']} clips (chance 0.125)
-- **Expected calibration error** (15 bins; members calibrated on their out-of-fold actors): {test['ece']:.4f} (uncalibrated members: {m['test_uncalibrated_ece']:.4f}){floor_text(test)}
+- **Expected calibration error** (15 bins; members calibrated on {"their" if "fold models" in card['architecture'] else "their recipes'"} out-of-fold actors): {test['ece']:.4f} (uncalibrated members: {m['test_uncalibrated_ece']:.4f}){floor_text(test)}
 - **Parameters**: {card['parameters']:,} in all
-- **Training**: `{t['command']}`; {t['epochs'] if isinstance(t['epochs'], int) else 70} epochs per fold, {t['train_seconds']:.0f} s of training of the members ({t['total_seconds']:.0f} s for this command, evaluation included) on {t['device']} ({t['backend']} backend)
+- **Training**: `{t['command']}`; {t['epochs'] if isinstance(t['epochs'], int) else 70} epochs per model, {t['train_seconds']:.0f} s of training of the members ({t['total_seconds']:.0f} s for this command, evaluation included) on {t['device']} ({t['backend']} backend)
 - **Date**: {card['date']}{short_line}
 
 ## Folds (fold models scored on the actors they never heard, through the serving code)

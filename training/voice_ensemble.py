@@ -10,6 +10,13 @@ honest out-of-fold score for that set. Every non-empty set is scored (mean and s
 folds), the best is chosen (ties: fewer recipes), its temperature is fitted on those out-of-fold
 outputs, its member files are copied into ``--out``, and only then are actors 17-20 scored, once,
 with the format check (48 kHz WAV, MP3, M4A, OGG, WEBM) and a clip shorter than one window.
+
+``--final full`` serves, instead of the fold models, one model per chosen recipe retrained on all
+of actors 1-16 (same recipe and epochs), each with the temperature fitted on its recipe's pooled
+out-of-fold outputs, and the set's temperature fitted on the out-of-fold averages as before: an
+out-of-fold fold is the average of one model per recipe, which is what is then served, so the
+calibration is fitted on the shape it is used in. ``training.voice_nested`` measured the choice
+(one model on every training actor against the average of fold models) inside actors 1-16.
 """
 
 from __future__ import annotations
@@ -104,6 +111,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-formats", action="store_true")
     parser.add_argument("--serve", action="store_true")
     parser.add_argument("--cv-only", action="store_true", help="print the out-of-fold table and stop: actors 17-20 untouched, nothing written")
+    parser.add_argument("--final", choices=("folds", "full"), default="folds",
+                        help="serve the chosen recipes' fold models (folds) or one model per recipe retrained on actors 1-16 (full)")
+    parser.add_argument("--train-runs", type=Path, default=REPO / "training" / "runs", help="--final full: checkpoint folder (resumes)")
+    parser.add_argument("--epochs", type=int, default=None, help="--final full: epochs (default: the recipe's)")
+    parser.add_argument("--batch-size", type=int, default=32, help="--final full: batch size")
     args = parser.parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
     from recognition.inference import registry
@@ -136,7 +148,10 @@ def main(argv: list[str] | None = None) -> dict:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     members, cv_folds = [], []
-    for name in best["recipes"]:
+    full_seconds = None
+    if args.final == "full":
+        members, full_seconds = train_full(args, [by_name[name] for name in best["recipes"]], oof, out)
+    for name in best["recipes"] if args.final == "folds" else ():
         recipe = by_name[name]
         for card in recipe["cards"]:
             for suffix in (".keras", ".json"):
@@ -167,13 +182,15 @@ def main(argv: list[str] | None = None) -> dict:
             if seconds is None and state.exists():
                 seconds = json.loads(state.read_text())["elapsed_s"]
             train_seconds += float(seconds or 0.0)
+    if full_seconds is not None:
+        train_seconds += full_seconds
     fold_text = ", ".join(f"{f['actors'][0]}-{f['actors'][-1]}" for f in cv_folds)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     first_member = by_name[best["recipes"][0]]["cards"][0]
     card = {
         "name": args.name, "task": "voice", "kind": "ensemble",
         "version": next_version(out / f"{args.name}.json", today.replace("-", ".")),
-        "architecture": f"ensemble of {len(members)} fold models ({', '.join(best['recipes'])})",
+        "architecture": f"ensemble of {len(members)} {'fold models' if args.final == 'folds' else 'models, one per recipe, on actors 1-16'} ({', '.join(best['recipes'])})",
         "members": members, "classes": list(VOICE_EMOTIONS), "input": first_member["input"],
         "parameters": int(sum(json.loads((out / f"{m['name']}.json").read_text())["parameters"] for m in members)),
         "temperature": round(float(temperature), 4),
@@ -182,7 +199,9 @@ def main(argv: list[str] | None = None) -> dict:
             "split": "by actor: train 1-16 (cross-validated in actor folds), test 17-20 (never a random split of clips)",
             "inner_split": f"{len(cv_folds)}-fold cross-validation over actors 1-16 ({fold_text}); "
                            "recipes, their combination, each member's temperature and the ensemble's chosen on out-of-fold actors; test actors 17-20 scored once",
-            "final_training": "the fold models of the chosen recipes (each on 12 actors), averaged",
+            "final_training": "the fold models of the chosen recipes (each on 12 actors), averaged" if args.final == "folds" else
+                              "one model per chosen recipe retrained on all of actors 1-16 (the recipe's epochs), each calibrated with the "
+                              "temperature of its recipe's out-of-fold outputs, averaged; the fold models only chose and calibrated",
             "augmentation": "speed 0.9/1.1, pitch -2/+2 semitones, white/pink noise 10-30 dB SNR, random time shift, SpecAugment (per recipe: see recipes)",
         },
         "metrics": {"cross_validation": {
@@ -213,6 +232,71 @@ def main(argv: list[str] | None = None) -> dict:
         serve(args.name, out)
     print(json.dumps({"chosen": best, "test_accuracy": test["accuracy"], "test_ece": test["ece"], "temperature": card["temperature"]}))
     return card
+
+
+def train_full(args, recipes: list[dict], oof: dict[str, list[list[dict]]], out: Path) -> tuple[list[dict], float]:
+    """One model per recipe on all of actors 1-16, written with its card into ``out``; the
+    member's temperature is fitted on the recipe's pooled out-of-fold window outputs (fold models,
+    uncalibrated). Returns the ensemble's member entries and the training seconds."""
+    from recognition.inference.labels import VOICE_EMOTIONS as classes
+    from recognition.inference.registry import sha256_file, write_card
+    from training.common import strip_optimizer
+    from training.voice import (
+        add_arguments,
+        apply_defaults,
+        load_features,
+        run_logger,
+        run_stage,
+        select,
+    )
+    from training.voice_folds import clip_matrix
+
+    clips = list_clips(args.data, actors=range(1, 17))
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    members, seconds, features = [], 0.0, {}
+    for recipe in recipes:
+        options = recipe["cards"][0].get("recipe")
+        if not options:
+            raise SystemExit(f"{recipe['name']}: its cards record no recipe, so it cannot be retrained")
+        short = recipe["name"].removeprefix("voice_cv_")
+        name = f"{args.name}_{short}"
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        targs = parser.parse_args([])
+        for key in ("arch", "pooling", "deltas", "utterance_norm", "frontend", "mixup", "lr", "weight_decay", "label_smoothing", "seed"):
+            if key in options:
+                setattr(targs, key, options[key])
+        targs.no_augment = not options.get("augment", True)
+        targs.epochs = args.epochs or options["epochs"]
+        targs.batch_size, targs.name, targs.runs, targs.resume, targs.data = args.batch_size, name, args.train_runs, True, args.data
+        targs = apply_defaults(targs)
+        run_root = Path(targs.runs) / name
+        run_root.mkdir(parents=True, exist_ok=True)
+        log = run_logger(run_root)
+        key = (targs.no_augment, targs.seed)
+        if key not in features:
+            features[key] = load_features(clips, "log_mel", not targs.no_augment, targs.seed, log)
+        data = features[key]
+        model, state = run_stage(targs, "full", select(data, np.ones(len(data["y"]), dtype=bool)), None, log)
+        seconds += state["elapsed_s"]
+        raw, y = clip_matrix([r for fold in oof[recipe["name"]] for r in fold])
+        temperature = fit_temperature(raw, y)
+        path = out / f"{name}.keras"
+        strip_optimizer(model).save(path)
+        first = recipe["cards"][0]
+        card = {
+            "name": name, "task": "voice", "version": next_version(out / f"{name}.json", today.replace("-", ".")),
+            "architecture": first["architecture"], "file": path.name, "classes": list(classes), "input": first["input"],
+            "parameters": int(model.count_params()), "temperature": round(float(temperature), 4),
+            "data": {"train": "RAVDESS actors 1-16", "validation": "none: temperature fitted on the recipe's out-of-fold outputs (its fold models)"},
+            "metrics": {}, "date": today, "sha256": sha256_file(path), "size_bytes": path.stat().st_size,
+            "member_of": args.name, "recipe": {**options, "epochs": targs.epochs, "folds": None},
+            "training": {"epochs": targs.epochs, "train_seconds": round(state["elapsed_s"], 1)},
+        }
+        write_card(card, out)
+        log(f"{name}: {targs.epochs} epochs on actors 1-16 in {state['elapsed_s']:.0f} s, temperature {temperature:.3f} (out of fold)")
+        members.append({"name": name, "sha256": card["sha256"], "recipe": recipe["name"], "validation": card["data"]["validation"]})
+    return members, seconds
 
 
 def short_clip_check(data: Path, name: str, directory: Path) -> dict:
