@@ -308,7 +308,7 @@ def test_recipes_are_combined_by_their_out_of_fold_accuracy(tmp_path, monkeypatc
 
     # --final full: the same choice, served as one model per chosen recipe retrained on actors 1-16
     full = voice_ensemble.main(["--runs", str(tmp_path / "plain"), str(tmp_path / "attn"), "--data", str(root), "--final", "full",
-                                "--epochs", "1", "--batch-size", "2", "--train-runs", str(tmp_path / "full_runs"),
+                                "--epochs", "1", "--batch-size", "2", "--train-runs", str(tmp_path / "full_runs"), "--temperature-scale", "0.5",
                                 "--name", "full", "--out", str(models), "--no-formats", "--serve"])
     assert full["metrics"]["cross_validation"]["candidates"] == candidates  # chosen exactly as before
     assert [m["name"] for m in full["members"]] == [f"full_{r}" for r in best["recipes"]]
@@ -316,7 +316,13 @@ def test_recipes_are_combined_by_their_out_of_fold_accuracy(tmp_path, monkeypatc
     for m in full["members"]:
         member = json.loads((models / f"{m['name']}.json").read_text())
         assert member["data"]["train"] == "RAVDESS actors 1-16" and member["training"]["epochs"] == 1
-        assert registry.sha256_file(models / member["file"]) == m["sha256"] and member["temperature"] > 0
+        assert registry.sha256_file(models / member["file"]) == m["sha256"]
+        from training.metrics import fit_temperature
+        from training.voice_folds import clip_matrix
+
+        oof = voice_ensemble.out_of_fold(voice_ensemble.load_recipe(tmp_path / m["recipe"]), root)
+        expected = fit_temperature(*clip_matrix([r for fold in oof for r in fold])) * 0.5  # the recipe's, scaled
+        assert member["temperature"] == pytest.approx(expected, abs=1e-4) and "x 0.5" in member["data"]["validation"]
         assert "[full] epoch 1/1" in (tmp_path / "full_runs" / m["name"] / "train.log").read_text()
     assert full["metrics"]["test"]["n"] == 2 and "retrained on all of actors 1-16" in (models / "full.md").read_text()
     assert json.loads((models / "registry.json").read_text()) == {"voice": "full"}

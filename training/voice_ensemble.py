@@ -116,6 +116,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--train-runs", type=Path, default=REPO / "training" / "runs", help="--final full: checkpoint folder (resumes)")
     parser.add_argument("--epochs", type=int, default=None, help="--final full: epochs (default: the recipe's)")
     parser.add_argument("--batch-size", type=int, default=32, help="--final full: batch size")
+    parser.add_argument("--temperature-scale", type=float, default=1.0,
+                        help="--final full: each member's temperature = its recipe's out-of-fold temperature x this (the ratio "
+                             "training.voice_nested measures inside actors 1-16: a model on more actors is more accurate than the "
+                             "fold models its temperature came from)")
     args = parser.parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
     from recognition.inference import registry
@@ -201,7 +205,9 @@ def main(argv: list[str] | None = None) -> dict:
                            "recipes, their combination, each member's temperature and the ensemble's chosen on out-of-fold actors; test actors 17-20 scored once",
             "final_training": "the fold models of the chosen recipes (each on 12 actors), averaged" if args.final == "folds" else
                               "one model per chosen recipe retrained on all of actors 1-16 (the recipe's epochs), each calibrated with the "
-                              "temperature of its recipe's out-of-fold outputs, averaged; the fold models only chose and calibrated",
+                              "temperature of its recipe's out-of-fold outputs"
+                              + (f" x {args.temperature_scale} (the ratio training.voice_nested measured inside actors 1-16)" if args.temperature_scale != 1.0 else "")
+                              + ", averaged; the fold models only chose and calibrated",
             "augmentation": "speed 0.9/1.1, pitch -2/+2 semitones, white/pink noise 10-30 dB SNR, random time shift, SpecAugment (per recipe: see recipes)",
         },
         "metrics": {"cross_validation": {
@@ -280,7 +286,7 @@ def train_full(args, recipes: list[dict], oof: dict[str, list[list[dict]]], out:
         model, state = run_stage(targs, "full", select(data, np.ones(len(data["y"]), dtype=bool)), None, log)
         seconds += state["elapsed_s"]
         raw, y = clip_matrix([r for fold in oof[recipe["name"]] for r in fold])
-        temperature = fit_temperature(raw, y)
+        temperature = fit_temperature(raw, y) * args.temperature_scale
         path = out / f"{name}.keras"
         strip_optimizer(model).save(path)
         first = recipe["cards"][0]
@@ -288,7 +294,8 @@ def train_full(args, recipes: list[dict], oof: dict[str, list[list[dict]]], out:
             "name": name, "task": "voice", "version": next_version(out / f"{name}.json", today.replace("-", ".")),
             "architecture": first["architecture"], "file": path.name, "classes": list(classes), "input": first["input"],
             "parameters": int(model.count_params()), "temperature": round(float(temperature), 4),
-            "data": {"train": "RAVDESS actors 1-16", "validation": "none: temperature fitted on the recipe's out-of-fold outputs (its fold models)"},
+            "data": {"train": "RAVDESS actors 1-16", "validation": "none: temperature fitted on the recipe's out-of-fold outputs (its fold models)"
+                     + (f", x {args.temperature_scale} (training.voice_nested)" if args.temperature_scale != 1.0 else "")},
             "metrics": {}, "date": today, "sha256": sha256_file(path), "size_bytes": path.stat().st_size,
             "member_of": args.name, "recipe": {**options, "epochs": targs.epochs, "folds": None},
             "training": {"epochs": targs.epochs, "train_seconds": round(state["elapsed_s"], 1)},

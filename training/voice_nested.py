@@ -16,7 +16,9 @@ both scored, through the serving code, on the outer fold's 4 actors, which none 
     python -m training.voice_nested --name voice_nested_base --epochs 70 [recipe flags of train_voice]
 
 Per outer fold a line goes to ``runs/<name>/nested.json``; every stage checkpoints each epoch
-(``--resume``).
+(``--resume``). Each row also reports the temperature the outer actors would have asked of the
+full model, against the one it got from the fold models: their ratio is the correction
+``voice_ensemble --final full --temperature-scale`` applies.
 """
 
 from __future__ import annotations
@@ -70,13 +72,18 @@ def outer_fold(args, data: dict, clips: list, outer: tuple[int, ...], inner_fold
     pooled_raw, pooled_y = clip_matrix(oof)
     t_full = fit_temperature(pooled_raw, pooled_y)
     model, state = run_stage(args, f"{stage}_full", select(data, np.isin(data["actor"], inner_actors)), None, log)
-    full_p = clip_matrix(window_outputs(_Wrapped(model, kind), outer_clips), "mean", t_full)[0]
+    full_records = window_outputs(_Wrapped(model, kind), outer_clips)
+    full_p = clip_matrix(full_records, "mean", t_full)[0]
+    # What the outer actors would have asked for (reported, never used to score): the gap between
+    # it and t_full is how far a temperature from fold models misses a model on more actors.
+    t_outer = fit_temperature(*clip_matrix(full_records))
     return {
         "outer": [outer[0], outer[-1]],
         "folds": scored(folds_p, y_outer),
         "full": scored(full_p, y_outer),
         "fold_members": [{**scored(p, y_outer), "temperature": round(t, 4)} for p, t in members],
         "full_temperature": round(t_full, 4),
+        "full_outer_temperature": round(t_outer, 4),
         "full_train_seconds": round(state["elapsed_s"], 1),
     }
 
@@ -116,6 +123,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         acc = [r[how]["accuracy"] for r in results]
         ece = [r[how]["ece"] for r in results]
         log(f"{how}: accuracy {np.mean(acc):.4f} +- {np.std(acc):.4f}, ECE {np.mean(ece):.4f} over {len(results)} outer folds")
+    ratios = [r["full_outer_temperature"] / r["full_temperature"] for r in results if "full_outer_temperature" in r]
+    if ratios:
+        log(f"full: outer-fold temperature / out-of-fold temperature {np.mean(ratios):.3f} (per fold {[round(x, 3) for x in ratios]})")
     return results
 
 
