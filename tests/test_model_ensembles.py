@@ -354,3 +354,21 @@ def test_nested_comparison_scores_fold_average_and_full_model_on_an_outer_fold(t
     assert all(f"[outer1_inner{j}] epoch 1/1" in log for j in (1, 2, 3)) and "[outer1_full] epoch 1/1" in log
     assert [p.name.split("-")[3] for p in (tmp_path / "cache").glob("voice-*")] == ["16"]  # features of actors 1-16 only, never 17-20
     assert voice_nested.main(args) == rows  # a finished outer fold is read back, not retrained
+
+
+@pytest.mark.slow
+def test_format_check_out_of_fold_scores_every_codec_on_a_fold_model(tmp_path):
+    """training.voice_formats_oof: real clips re-encoded as WAV 48k / MP3 / M4A / OGG / WEBM and
+    scored by a served fold model on actors it never heard (fold 1: actors 1-4)."""
+    from training import voice_formats_oof
+
+    root = tmp_path / "ravdess"
+    clips = sorted(SPEECH.glob("*.flac"))[:2]
+    for clip, actor in zip(clips, (1, 2), strict=True):
+        (root / f"Actor_{actor:02d}").mkdir(parents=True)
+        shutil.copy(clip, root / f"Actor_{actor:02d}" / f"{clip.stem[:-2]}{actor:02d}.flac")
+    rows = voice_formats_oof.main(["--recipes", "voice_cv_deltas", "--folds", "1", "--data", str(root)])
+    assert len(rows) == 1 and rows[0]["model"] == "voice_cv_deltas_f1" and rows[0]["actors"] == "1-4"
+    formats = ("flac16k", "wav48k", "mp3_128k", "m4a_aac_128k", "ogg_opus_64k", "webm_opus_64k")
+    assert all(rows[0][k] in (0.0, 0.5, 1.0) for k in formats)  # two clips each
+    assert rows[0]["spread_points"] == round(100 * (max(rows[0][k] for k in formats) - min(rows[0][k] for k in formats)), 2)
