@@ -16,7 +16,13 @@ import json
 import tempfile
 from pathlib import Path
 
-from training.voice import DEFAULT_DATA, REPO, evaluate_folder, list_clips, write_formats
+from training.voice import (
+    DEFAULT_DATA,
+    REPO,
+    evaluate_folder,
+    list_clips,
+    write_formats,
+)
 from training.voice_folds import fold_actors
 
 
