@@ -307,9 +307,10 @@ def test_recipes_are_combined_by_their_out_of_fold_accuracy(tmp_path, monkeypatc
     registry.clear_cache()
 
     # --final full: the same choice, served as one model per chosen recipe retrained on actors 1-16
-    full = voice_ensemble.main(["--runs", str(tmp_path / "plain"), str(tmp_path / "attn"), "--data", str(root), "--final", "full",
-                                "--epochs", "1", "--batch-size", "2", "--train-runs", str(tmp_path / "full_runs"), "--temperature-scale", "0.5",
-                                "--name", "full", "--out", str(models), "--no-formats", "--serve"])
+    full_args = ["--runs", str(tmp_path / "plain"), str(tmp_path / "attn"), "--data", str(root), "--final", "full",
+                 "--epochs", "1", "--batch-size", "2", "--train-runs", str(tmp_path / "full_runs"), "--temperature-scale", "0.5",
+                 "--name", "full", "--out", str(models), "--no-formats", "--serve"]
+    full = voice_ensemble.main(full_args)
     assert full["metrics"]["cross_validation"]["candidates"] == candidates  # chosen exactly as before
     assert [m["name"] for m in full["members"]] == [f"full_{r}" for r in best["recipes"]]
     assert full["temperature"] == card["temperature"]  # fitted on the same out-of-fold averages
@@ -328,6 +329,19 @@ def test_recipes_are_combined_by_their_out_of_fold_accuracy(tmp_path, monkeypatc
     assert json.loads((models / "registry.json").read_text()) == {"voice": "full"}
     model = registry.get_model("full", task="voice", directory=models)
     assert len(model.members) == len(best["recipes"])
+    registry.clear_cache()
+    # A second run (another clone with the committed checkpoints) resumes instead of retraining.
+    import keras
+
+    def weights(name: str) -> list[np.ndarray]:
+        return keras.models.load_model(models / f"{name}.keras", compile=False).get_weights()
+
+    before = {m["name"]: weights(m["name"]) for m in full["members"]}
+    again = voice_ensemble.main(full_args)
+    for m in again["members"]:  # the same weights (the .keras zip itself is rewritten with new timestamps)
+        assert all(np.array_equal(a, b) for a, b in zip(weights(m["name"]), before[m["name"]], strict=True))
+    for m in full["members"]:
+        assert "[full] resumed after epoch 1" in (tmp_path / "full_runs" / m["name"] / "train.log").read_text()
     registry.clear_cache()
 
 

@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cv-only", action="store_true", help="print the out-of-fold table and stop: actors 17-20 untouched, nothing written")
     parser.add_argument("--final", choices=("folds", "full"), default="folds",
                         help="serve the chosen recipes' fold models (folds) or one model per recipe retrained on actors 1-16 (full)")
-    parser.add_argument("--train-runs", type=Path, default=REPO / "training" / "runs", help="--final full: checkpoint folder (resumes)")
+    parser.add_argument("--train-runs", type=Path, default=REPO / "training" / "checkpoints",
+                        help="--final full: checkpoint folder, one small checkpoint per model overwritten each epoch; "
+                             "the default is committed, so a run cut off continues on another clone (it always resumes)")
     parser.add_argument("--epochs", type=int, default=None, help="--final full: epochs (default: the recipe's)")
     parser.add_argument("--batch-size", type=int, default=32, help="--final full: batch size")
     parser.add_argument("--temperature-scale", type=float, default=1.0,
