@@ -33,19 +33,24 @@ from pathlib import Path
 import numpy as np
 
 from recognition.inference.labels import VOICE_EMOTIONS
-from training.common import next_version
+from training.common import next_version, strip_optimizer
 from training.metrics import fit_temperature, summarise
 from training.voice import (
     DEFAULT_DATA,
     REPO,
     TEST_ACTORS,
+    add_arguments,
+    apply_defaults,
     card_markdown_folds,
     evaluate_folder,
     format_check,
     list_clips,
+    load_features,
+    run_logger,
+    run_stage,
     serve,
 )
-from training.voice_folds import _Wrapped, combine, window_outputs
+from training.voice_folds import _Wrapped, clip_matrix, combine, window_outputs
 
 
 def load_recipe(folder: Path) -> dict:
@@ -246,18 +251,7 @@ def train_full(args, recipes: list[dict], oof: dict[str, list[list[dict]]], out:
     """One model per recipe on all of actors 1-16, written with its card into ``out``; the
     member's temperature is fitted on the recipe's pooled out-of-fold window outputs (fold models,
     uncalibrated). Returns the ensemble's member entries and the training seconds."""
-    from recognition.inference.labels import VOICE_EMOTIONS as classes
     from recognition.inference.registry import sha256_file, write_card
-    from training.common import strip_optimizer
-    from training.voice import (
-        add_arguments,
-        apply_defaults,
-        load_features,
-        run_logger,
-        run_stage,
-        select,
-    )
-    from training.voice_folds import clip_matrix
 
     clips = list_clips(args.data, actors=range(1, 17))
     today = datetime.now(UTC).strftime("%Y-%m-%d")
@@ -285,7 +279,7 @@ def train_full(args, recipes: list[dict], oof: dict[str, list[list[dict]]], out:
         if key not in features:
             features[key] = load_features(clips, "log_mel", not targs.no_augment, targs.seed, log)
         data = features[key]
-        model, state = run_stage(targs, "full", select(data, np.ones(len(data["y"]), dtype=bool)), None, log)
+        model, state = run_stage(targs, "full", data, None, log)  # every clip of actors 1-16
         seconds += state["elapsed_s"]
         raw, y = clip_matrix([r for fold in oof[recipe["name"]] for r in fold])
         temperature = fit_temperature(raw, y) * args.temperature_scale
@@ -294,7 +288,7 @@ def train_full(args, recipes: list[dict], oof: dict[str, list[list[dict]]], out:
         first = recipe["cards"][0]
         card = {
             "name": name, "task": "voice", "version": next_version(out / f"{name}.json", today.replace("-", ".")),
-            "architecture": first["architecture"], "file": path.name, "classes": list(classes), "input": first["input"],
+            "architecture": first["architecture"], "file": path.name, "classes": list(VOICE_EMOTIONS), "input": first["input"],
             "parameters": int(model.count_params()), "temperature": round(float(temperature), 4),
             "data": {"train": "RAVDESS actors 1-16", "validation": "none: temperature fitted on the recipe's out-of-fold outputs (its fold models)"
                      + (f", x {args.temperature_scale} (training.voice_nested)" if args.temperature_scale != 1.0 else "")},
