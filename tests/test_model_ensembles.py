@@ -151,7 +151,7 @@ def test_voice_recipe_networks_learn_a_real_clip_and_load_for_serving(tmp_path, 
     back from disk through the registry's loader with the same outputs."""
     import keras
 
-    keras.utils.set_random_seed(7)  # initial weights and shuffling: the same 15 steps on every run, whatever ran before
+    keras.utils.set_random_seed(7)  # initial weights and shuffling: the same 30 steps on every run, whatever ran before
     clips = ["03-01-03-02-01-01-18.flac", "03-01-05-02-01-01-18.flac"]  # happy, angry
     x = np.stack([audio.model_input(audio.trim(audio.decode_audio((SPEECH / c).read_bytes())), "log_mel") for c in clips])
     y = np.eye(8)[[2, 4]]
@@ -162,8 +162,10 @@ def test_voice_recipe_networks_learn_a_real_clip_and_load_for_serving(tmp_path, 
     assert {k: recipe[k] for k in options} == options
     model = training_voice.build_cnn(8, normalizer_data=np.repeat(x, 4, axis=0), **recipe)
     model.compile(optimizer="adam", loss="categorical_crossentropy")
-    loss = model.fit(x, y, epochs=15, batch_size=2, verbose=0).history["loss"]
-    assert loss[-1] < loss[0] / 2  # (training-mode loss: 15 steps leave BatchNorm's moving statistics behind)
+    loss = model.fit(x, y, epochs=30, batch_size=2, verbose=0).history["loss"]
+    # One step an epoch on a batch of two, with BatchNorm in training mode: single losses jump by
+    # 2x from step to step (and with the CPU's kernels), so the last five are averaged.
+    assert np.mean(loss[-5:]) < loss[0] / 2
     before = np.asarray(model(x, training=False))
     model.save(tmp_path / "m.keras")
     loaded = registry.load_keras(tmp_path / "m.keras")
@@ -343,6 +345,17 @@ def test_recipes_are_combined_by_their_out_of_fold_accuracy(tmp_path, monkeypatc
     for m in full["members"]:
         assert "[full] resumed after epoch 1" in (tmp_path / "full_runs" / m["name"] / "train.log").read_text()
     registry.clear_cache()
+    # --train-only: every recipe's full model into its checkpoint while others are still being
+    # cross-validated; nothing chosen, nothing written next to the served models, no test actor scored.
+    listing = {p.name: p.stat().st_mtime_ns for p in models.iterdir()}
+    pre_args = list(full_args)
+    pre_args[pre_args.index("--name") + 1] = "pre"
+    pre = voice_ensemble.main([*pre_args, "--train-only"])
+    assert pre == {"trained": ["pre_plain", "pre_attn"]}
+    assert {p.name: p.stat().st_mtime_ns for p in models.iterdir()} == listing
+    for name in pre["trained"]:
+        assert (tmp_path / "full_runs" / name / "full" / "last.keras").exists()
+        assert "[full] epoch 1/1" in (tmp_path / "full_runs" / name / "train.log").read_text()
 
 
 @pytest.mark.slow

@@ -129,3 +129,24 @@ def test_baseline_mlp_trains_on_mean_mfcc(tmp_path, tiny_ravdess, monkeypatch):
     assert card["input"]["features"] == "mfcc_mean" and card["input"]["shape"] == [40]
     assert card["metrics"]["test"]["n"] == 2
     assert not (tmp_path / "models" / "registry.json").exists()  # not served unless asked
+
+
+@pytest.mark.parametrize("argv", [
+    [],
+    ["--frontend", "conv2d", "--pooling", "gru", "--seed", "2"],
+    ["--deltas", "--utterance-norm", "--mixup", "0.2", "--no-augment", "--epochs", "9", "--lr", "0.01", "--label-smoothing", "0.05"],
+    ["--arch", "mlp", "--weight-decay", "0.01"],
+])
+def test_a_recipe_card_gives_back_the_arguments_that_trained_it(argv):
+    """voice_ensemble --final full retrains a recipe from what its fold cards recorded."""
+    import argparse
+
+    from training.voice import add_arguments, apply_defaults
+    from training.voice_folds import args_from_recipe, recipe_of
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = apply_defaults(parser.parse_args([*argv, "--folds", "4"]))
+    again = args_from_recipe(recipe_of(args), folds=4, name="again")
+    assert recipe_of(again) == recipe_of(args) and again.name == "again"
+    assert args_from_recipe(recipe_of(args), folds=4).name == args.name  # the default follows the recipe's arch

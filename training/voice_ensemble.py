@@ -39,8 +39,6 @@ from training.voice import (
     DEFAULT_DATA,
     REPO,
     TEST_ACTORS,
-    add_arguments,
-    apply_defaults,
     card_markdown_folds,
     evaluate_folder,
     format_check,
@@ -50,7 +48,13 @@ from training.voice import (
     run_stage,
     serve,
 )
-from training.voice_folds import _Wrapped, clip_matrix, combine, window_outputs
+from training.voice_folds import (
+    _Wrapped,
+    args_from_recipe,
+    clip_matrix,
+    combine,
+    window_outputs,
+)
 
 
 def load_recipe(folder: Path) -> dict:
@@ -123,6 +127,9 @@ def main(argv: list[str] | None = None) -> dict:
                              "the default is committed, so a run cut off continues on another clone (it always resumes)")
     parser.add_argument("--epochs", type=int, default=None, help="--final full: epochs (default: the recipe's)")
     parser.add_argument("--batch-size", type=int, default=32, help="--final full: batch size")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train the full model (--final full) of every recipe in --runs into its checkpoint and stop: nothing "
+                             "chosen, nothing written to --out, actors 17-20 untouched; a later --final full run resumes from them")
     parser.add_argument("--temperature-scale", type=float, default=1.0,
                         help="--final full: each member's temperature = its recipe's out-of-fold temperature x this (the ratio "
                              "training.voice_nested measures inside actors 1-16: a model on more actors is more accurate than the "
@@ -134,6 +141,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     started = time.time()
     recipes = [load_recipe(folder) for folder in args.runs]
+    if args.train_only:
+        _, seconds = train_full(args, recipes, None, args.out)
+        print(json.dumps({"trained": [full_name(args.name, r) for r in recipes], "train_seconds": round(seconds, 1)}))
+        return {"trained": [full_name(args.name, r) for r in recipes]}
     if len({tuple(r["folds"]) for r in recipes}) != 1:
         raise SystemExit("the recipes were cross-validated on different folds")
     by_name = {r["name"]: r for r in recipes}
@@ -247,10 +258,16 @@ def main(argv: list[str] | None = None) -> dict:
     return card
 
 
-def train_full(args, recipes: list[dict], oof: dict[str, list[list[dict]]], out: Path) -> tuple[list[dict], float]:
+def full_name(ensemble: str, recipe: dict) -> str:
+    """The full model of a recipe in an ensemble: voice_full + voice_cv_gru -> voice_full_gru."""
+    return f"{ensemble}_{recipe['name'].removeprefix('voice_cv_')}"
+
+
+def train_full(args, recipes: list[dict], oof: dict[str, list[list[dict]]] | None, out: Path) -> tuple[list[dict], float]:
     """One model per recipe on all of actors 1-16, written with its card into ``out``; the
     member's temperature is fitted on the recipe's pooled out-of-fold window outputs (fold models,
-    uncalibrated). Returns the ensemble's member entries and the training seconds."""
+    uncalibrated). Returns the ensemble's member entries and the training seconds. With ``oof``
+    None (``--train-only``) each model is trained into its checkpoint and nothing is written."""
     from recognition.inference.registry import sha256_file, write_card
 
     clips = list_clips(args.data, actors=range(1, 17))
@@ -260,18 +277,9 @@ def train_full(args, recipes: list[dict], oof: dict[str, list[list[dict]]], out:
         options = recipe["cards"][0].get("recipe")
         if not options:
             raise SystemExit(f"{recipe['name']}: its cards record no recipe, so it cannot be retrained")
-        short = recipe["name"].removeprefix("voice_cv_")
-        name = f"{args.name}_{short}"
-        parser = argparse.ArgumentParser()
-        add_arguments(parser)
-        targs = parser.parse_args([])
-        for key in ("arch", "pooling", "deltas", "utterance_norm", "frontend", "mixup", "lr", "weight_decay", "label_smoothing", "seed"):
-            if key in options:
-                setattr(targs, key, options[key])
-        targs.no_augment = not options.get("augment", True)
-        targs.epochs = args.epochs or options["epochs"]
-        targs.batch_size, targs.name, targs.runs, targs.resume, targs.data = args.batch_size, name, args.train_runs, True, args.data
-        targs = apply_defaults(targs)
+        name = full_name(args.name, recipe)
+        targs = args_from_recipe(options, epochs=args.epochs or options["epochs"], batch_size=args.batch_size, name=name,
+                                 runs=args.train_runs, resume=True, data=args.data)
         run_root = Path(targs.runs) / name
         run_root.mkdir(parents=True, exist_ok=True)
         log = run_logger(run_root)
@@ -281,6 +289,9 @@ def train_full(args, recipes: list[dict], oof: dict[str, list[list[dict]]], out:
         data = features[key]
         model, state = run_stage(targs, "full", data, None, log)  # every clip of actors 1-16
         seconds += state["elapsed_s"]
+        if oof is None:  # --train-only: the checkpoint is the product
+            log(f"{name}: {targs.epochs} epochs on actors 1-16 in {state['elapsed_s']:.0f} s (checkpoint {run_root})")
+            continue
         raw, y = clip_matrix([r for fold in oof[recipe["name"]] for r in fold])
         temperature = fit_temperature(raw, y) * args.temperature_scale
         path = out / f"{name}.keras"

@@ -14,6 +14,7 @@ ensemble card (``"kind": "ensemble"``) that ``registry.get_model`` serves.
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from training.voice import (
     ARCHITECTURES,
     TEST_ACTORS,
     _keras,
+    add_arguments,
     apply_defaults,
     card_markdown_folds,
     format_check,
@@ -153,7 +155,7 @@ def train_folds(args) -> dict:
             "metrics": {"fold_validation": metrics},
             "date": today, "sha256": sha256_file(path), "size_bytes": path.stat().st_size,
             "member_of": args.name,
-            "recipe": _recipe(args),
+            "recipe": recipe_of(args),
             "training": {"epochs": args.epochs, "train_seconds": round(state["elapsed_s"], 1)},
         }
         write_card(member_card, out)
@@ -175,9 +177,9 @@ def train_folds(args) -> dict:
           "out_of_fold_ece": oof_metrics["ece"], "window_combiners": combiners}
     log(f"CV {args.name}: mean {cv['mean']:.4f} +- {cv['std']:.4f} (folds {[round(float(a), 4) for a in accs]}), "
         f"OOF ECE {cv['out_of_fold_ece']:.4f}, combiners {json.dumps({k: v['mean'] for k, v in combiners.items()})}")
-    (run_root / "cv.json").write_text(json.dumps({"options": _recipe(args), "cv": cv}, indent=1))
+    (run_root / "cv.json").write_text(json.dumps({"options": recipe_of(args), "cv": cv}, indent=1))
     if args.cv_only:
-        return {"cv": cv, "recipe": _recipe(args)}
+        return {"cv": cv, "recipe": recipe_of(args)}
 
     card = {
         "name": args.name, "task": "voice", "kind": "ensemble", "version": version,
@@ -197,7 +199,7 @@ def train_folds(args) -> dict:
         "metrics": {"cross_validation": cv},
         "training": {
             "command": "python -m training.train_voice " + " ".join(getattr(args, "argv", []) or []),
-            "recipe": _recipe(args),
+            "recipe": recipe_of(args),
             "backend": keras.backend.backend(),
             "device": "CPU (x86_64, 2 shared cores)",
             "epochs": args.epochs, "train_seconds": round(train_seconds, 1), "total_seconds": None,
@@ -232,7 +234,26 @@ def _input_card(kind: str) -> dict:
     }
 
 
-def _recipe(args) -> dict:
+def recipe_of(args) -> dict:
+    """The recipe a card records: everything that decides what a training run learns."""
     return {"arch": args.arch, **model_options(args), "mixup": args.mixup, "epochs": args.epochs, "lr": args.lr,
             "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing, "augment": not args.no_augment,
             "folds": args.folds, "seed": args.seed}
+
+
+RECIPE_KEYS = ("arch", "pooling", "deltas", "utterance_norm", "frontend", "mixup", "epochs", "lr", "weight_decay", "label_smoothing", "seed")
+
+
+def args_from_recipe(recipe: dict, **overrides) -> argparse.Namespace:
+    """The inverse of :func:`recipe_of`: trainer arguments (defaults for whatever the recipe does not
+    record) that train the same recipe again, then ``overrides`` (name, runs, data, ...)."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([])
+    for key in RECIPE_KEYS:
+        if key in recipe:
+            setattr(args, key, recipe[key])
+    args.no_augment = not recipe.get("augment", True)
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    return apply_defaults(args)
