@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> dict:
     recipes = [load_recipe(folder) for folder in args.runs]
     if args.train_only:
         _, seconds = train_full(args, recipes, None, args.out)
-        print(json.dumps({"trained": [full_name(args.name, r) for r in recipes], "train_seconds": round(seconds, 1)}))
-        return {"trained": [full_name(args.name, r) for r in recipes]}
+        trained = [full_name(args.name, r) for r in recipes]
+        print(json.dumps({"trained": trained, "train_seconds": round(seconds, 1)}))
+        return {"trained": trained}
     if len({tuple(r["folds"]) for r in recipes}) != 1:
         raise SystemExit("the recipes were cross-validated on different folds")
     by_name = {r["name"]: r for r in recipes}
