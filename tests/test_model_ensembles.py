@@ -26,8 +26,9 @@ SHIPPED = REPO / "models"
 def face_models(tmp_path) -> Path:
     """The two shipped face networks in a folder of their own (the registry there is ours)."""
     for name in ("face_vgg", "face_cnn"):
-        for suffix in (".json", ".keras"):
-            shutil.copy(SHIPPED / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+        for suffix in (".json", ".keras", ".onnx"):
+            if (SHIPPED / f"{name}{suffix}").exists():
+                shutil.copy(SHIPPED / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
     shutil.copy(SHIPPED / faces.DETECTOR_FILE, tmp_path / faces.DETECTOR_FILE)
     return tmp_path
 

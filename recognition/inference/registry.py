@@ -65,15 +65,54 @@ def load_card(name: str, directory: Path | None = None) -> dict[str, Any]:
         raise ModelUnavailable(f"model card {path} is missing or unreadable: {exc}") from exc
 
 
-def write_card(card: dict[str, Any], directory: Path | None = None, markdown: str | None = None) -> Path:
-    """Write ``<name>.json`` (and ``<name>.md`` when given) next to the model file."""
+def write_card(card: dict[str, Any], directory: Path | None = None, markdown: str | None = None, *, export_engine: bool = True) -> Path:
+    """Write ``<name>.json`` (and ``<name>.md`` when given) next to the model file. A card of one
+    Keras network gets its serving engine file exported beside it first (``engine.export``, the
+    card's ``engine`` entry), unless the one already there was made from this very file: every
+    trainer that saves a model goes through here, so no served model lacks its engine file."""
     directory = directory or models_dir()
     directory.mkdir(parents=True, exist_ok=True)
+    if export_engine:
+        refresh_engine(card, directory)
     path = directory / f"{card['name']}.json"
     path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
     if markdown is not None:
-        (directory / f"{card['name']}.md").write_text(markdown)
+        (directory / f"{card['name']}.md").write_text(markdown + engine_markdown(card))
     return path
+
+
+def refresh_engine(card: dict[str, Any], directory: Path) -> bool:
+    """Export the card's Keras file to ONNX when its ``engine`` entry is missing or stale; True
+    when it exported. Cards of ensembles (no file of their own) are left alone."""
+    file = card.get("file", "")
+    if card.get("kind") == "ensemble" or not file.endswith(".keras") or not (directory / file).exists():
+        return False
+    keras_path = directory / file
+    entry = card.get("engine") or {}
+    if entry.get("source_sha256") == sha256_file(keras_path) and (directory / entry.get("file", "-")).exists():
+        return False
+    from recognition.inference import engine
+
+    try:
+        model = load_keras(keras_path)
+    except ModelUnavailable:
+        return False  # not a model: loading it later says so, with the reason
+    card["engine"] = engine.export(model, keras_path)
+    return True
+
+
+def engine_markdown(card: dict[str, Any]) -> str:
+    """The model card's "Serving engine" section ('' for a card without an engine file)."""
+    entry = card.get("engine")
+    if not entry:
+        return ""
+    return (
+        f"\n## Serving engine\nONNX Runtime serves `{entry['file']}` (opset {entry['opset']}), exported from "
+        f"`{card['file']}` (sha256 `{entry['source_sha256']}`) when it was saved.\n"
+        f"- **sha256**: `{entry['sha256']}`\n"
+        f"- **Largest difference from Keras** on the export's probe batch: {entry['max_abs_difference']:.1e} "
+        f"(the parity test holds real faces and clips to 1e-5)\n"
+    )
 
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -84,13 +123,25 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     return p / p.sum(axis=-1, keepdims=True)
 
 
+def engine_choice() -> str:
+    """``INFERENCE_ENGINE``: ``onnx`` (default: ONNX Runtime where the card names an engine file,
+    Keras otherwise) or ``keras`` (always Keras; comparisons and debugging)."""
+    choice = os.environ.get("INFERENCE_ENGINE", "onnx").strip().lower()
+    return choice if choice in ("onnx", "keras") else "onnx"
+
+
 @dataclass
 class LoadedModel:
-    """A Keras model with its card. ``predict`` is thread-safe and returns calibrated probabilities."""
+    """A served network with its card. ``predict`` is thread-safe and returns calibrated
+    probabilities. It runs on ONNX Runtime (``runner``) when the card names an engine file, so a
+    serving process never imports TensorFlow; ``keras_model`` is loaded on first use only
+    (training, evaluation, the parity test, or a card without an engine file)."""
 
     name: str
     card: dict[str, Any]
-    keras_model: Any
+    path: Path | None = None
+    runner: Any = None
+    _keras: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -101,13 +152,24 @@ class LoadedModel:
     def version(self) -> str:
         return str(self.card.get("version", "0"))
 
+    @property
+    def engine(self) -> str:
+        return "onnx" if self.runner is not None else "keras"
+
     def info(self) -> dict[str, str]:
         return {"name": self.name, "version": self.version}
 
+    @property
+    def keras_model(self) -> Any:
+        with self.lock:
+            if self._keras is None:
+                if self.path is None:
+                    raise ModelUnavailable(f"{self.name}: no Keras file to load")
+                self._keras = load_keras(self.path)
+            return self._keras
+
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Batch -> (N, classes) calibrated probabilities. Uses ``predict_on_batch`` (a compiled
-        graph): for the small batches served here it is ~10x faster than eager ``model(x)`` and
-        ~20x faster than ``model.predict`` (benchmarks/bench_face.py)."""
+        """Batch -> (N, classes) calibrated probabilities."""
         return apply_temperature(self.predict_raw(x), self.temperature).astype(np.float32)
 
     @property
@@ -115,11 +177,17 @@ class LoadedModel:
         return float(self.card.get("temperature", 1.0))
 
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
-        """Batch -> (N, classes) uncalibrated softmax outputs (float64); for calibration checks."""
+        """Batch -> (N, classes) uncalibrated softmax outputs (float64); for calibration checks.
+        ONNX Runtime needs no lock and traces nothing; Keras' ``predict_on_batch`` (a compiled
+        graph, ~10x faster than eager calls for small batches) traces one graph per new batch
+        shape and is serialised by the lock."""
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float64)
+        if self.runner is not None:
+            return np.asarray(self.runner.run(x), dtype=np.float64)
+        model = self.keras_model
         with self.lock:
-            return np.asarray(self.keras_model.predict_on_batch(x), dtype=np.float64)
+            return np.asarray(model.predict_on_batch(x), dtype=np.float64)
 
 
 TTA_SHIFT_PX = 2
@@ -168,6 +236,10 @@ class EnsembleModel:
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "members": [m.info() for m in self.members]}
+
+    @property
+    def engine(self) -> str:
+        return "+".join(sorted({m.engine for m in self.members}))
 
     @property
     def tta(self) -> list[str]:
@@ -236,8 +308,34 @@ def _load(name: str, directory: Path, parents: tuple[str, ...]) -> LoadedModel |
     expected = card.get("sha256")
     if expected and path.exists() and sha256_file(path) != expected:
         raise ModelUnavailable(f"model file {path} does not match the sha256 in its card")
-    _cache[key] = LoadedModel(name=name, card=card, keras_model=load_keras(path))
-    return _cache[key]
+    runner = _engine_runner(name, card, directory) if engine_choice() == "onnx" else None
+    loaded = LoadedModel(name=name, card=card, path=path, runner=runner)
+    if runner is None:
+        loaded.keras_model  # noqa: B018 - load now: a missing or corrupt file fails here, not on a request
+    _cache[key] = loaded
+    return loaded
+
+
+def _engine_runner(name: str, card: dict[str, Any], directory: Path) -> Any:
+    """An ONNX Runtime runner for the card's engine file, or None when the card names none (the
+    model is then served by Keras). A named file that is missing, altered (sha256) or made from
+    another Keras file than the card's is ModelUnavailable: never a silent fallback."""
+    entry = card.get("engine")
+    if not entry:
+        return None
+    from recognition.inference import engine
+
+    path = directory / entry["file"]
+    if not path.exists():
+        raise ModelUnavailable(f"{name}: engine file {path} is missing (python -m training.export_engine {name})")
+    if sha256_file(path) != entry.get("sha256"):
+        raise ModelUnavailable(f"{name}: engine file {path} does not match the sha256 in its card")
+    if card.get("sha256") and entry.get("source_sha256") != card["sha256"]:
+        raise ModelUnavailable(f"{name}: engine file {path} was exported from another {card.get('file')} (re-export it)")
+    try:
+        return engine.OnnxRunner(path)
+    except engine.EngineUnavailable as exc:
+        raise ModelUnavailable(str(exc)) from exc
 
 
 def clear_cache() -> None:
