@@ -9,6 +9,7 @@ with the voice emotion; the logic (limits, latest-frame-wins, aggregation, savin
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -21,6 +22,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from recognition import live, metrics
 from recognition.inference.errors import InvalidMedia
 from recognition.inference.registry import ModelUnavailable
+from recognition.inference.tracking import FaceTracks
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.rejected = 0
         self.recorder = live.SessionRecorder()
         self.session_id = uuid.uuid4().hex
+        self.tracks = FaceTracks()  # this socket's faces, followed from frame to frame
         self.frames = live.LatestWins(self._process_frame)
         self.voice = live.LatestWins(self._process_voice)
         await self.accept()
@@ -220,7 +223,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def _process_frame(self, message: live.Message) -> None:
         reply = await self._analyse(
-            message, "face", "frame", live.analyze_frame, message.payload
+            message, "face", "frame", functools.partial(live.analyze_frame, tracks=self.tracks), message.payload
         )
         metrics.live_frame("analysed" if reply is not None else "failed")
         if reply is not None:

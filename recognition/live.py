@@ -43,6 +43,7 @@ from django.utils import timezone
 
 from recognition.inference.errors import InvalidMedia
 from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
+from recognition.inference.tracking import FaceTracks
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +255,10 @@ def decode_frame(
     return image, width, height, width / image.shape[1]
 
 
-def analyze_frame(payload: bytes, limits: LiveLimits) -> dict[str, Any]:
+def analyze_frame(payload: bytes, limits: LiveLimits, *, tracks: FaceTracks | None = None) -> dict[str, Any]:
     """Frame bytes -> the reply body: faces in the frame's own pixel coordinates and timings.
+    ``tracks``: the session's faces so far (a tilted face's alignment is not looked for again
+    while its tilt holds; ``tracking.FaceTracks``).
 
     Raises InvalidMedia for unusable frames and ModelUnavailable when no face model is served."""
     from recognition.inference import faces
@@ -264,7 +267,7 @@ def analyze_frame(payload: bytes, limits: LiveLimits) -> dict[str, Any]:
     image, width, height, scale = decode_frame(payload, limits)
     decoded = time.perf_counter()
     analysis = faces.analyze_image(
-        image, model=faces.live_model_name(), decode_ms=(decoded - started) * 1000
+        image, model=faces.live_model_name(), decode_ms=(decoded - started) * 1000, tracks=tracks
     )
     timings = dict(analysis.get("timings") or {})
     out_faces = []

@@ -100,7 +100,10 @@ def test_a_worker_process_warms_up_before_its_first_job(
         r"ForkPoolWorker-\d+\] models warmed up: \{'face_ms': ([\d.]+)", log
     )
     assert warmed, log[-3000:]
-    # The first job did not pay for loading TensorFlow and the model: the pool process did,
-    # at start (seconds), and the job took a fraction of that.
-    assert done.timings["total_ms"] < float(warmed.group(1)), (done.timings, warmed[0])
+    # The pool process loaded and warmed the models before it took the job (the log says so
+    # before the task's own lines), so the first job did not pay for it. How long each takes is
+    # for benchmarks/bench_serving.py to measure, not for this test.
+    started = re.search(r"ForkPoolWorker-\d+\] task recognition\.tasks\.analyse\[[^\]]+\] started", log)
+    assert started, log[-3000:]
+    assert warmed.start() < started.start(), log[-3000:]
     print(f"warm-up {warmed[0]}; first job {done.timings}")

@@ -32,6 +32,7 @@ from recognition.inference.preprocessing import (
     square_region,
     to_gray,
 )
+from recognition.inference.tracking import FaceTracks
 
 DETECTOR_FILE = "face_detection_yunet.onnx"
 # Chosen with benchmarks/compare_detectors.py (numbers in benchmarks/README.md): at 640-960 px
@@ -247,13 +248,33 @@ def face_crops(gray: np.ndarray, detections: Sequence[tuple[Box, float, np.ndarr
     """48x48 crops of detections, eyes levelled (``preprocessing.align_face``, with the
     landmarks of ``refine_landmarks`` unless ``FACE_ALIGN_REFINE`` is off) unless the
     ``FACE_ALIGN`` setting is off. Photos, live frames and video samples all crop here."""
+    return tracked_face_crops(gray, detections, None)[1]
+
+
+def tracked_face_crops(
+    gray: np.ndarray, detections: Sequence[tuple[Box, float, np.ndarray | None]], tracks: FaceTracks | None
+) -> tuple[list[int], list[np.ndarray]]:
+    """(track ids, crops) of one frame's detections. With ``tracks`` (a live session's or a
+    video's), each face joins its track and a tilted face's refined landmarks are remembered by
+    the track while its tilt holds (``tracking.AlignmentMemory``); without, every tilted face is
+    refined (photos) and the ids are all 0."""
+    if tracks is None:
+        ids = [0] * len(detections)
+    else:
+        ids = tracks.assign([list(box) for box, _, _ in detections])
     if not setting("FACE_ALIGN", True):
-        return [align_face(gray, tuple(box), None) for box, _, _ in detections]
+        return ids, [align_face(gray, tuple(box), None) for box, _, _ in detections]
     refine = bool(setting("FACE_ALIGN_REFINE", True))
-    return [
-        align_face(gray, tuple(box), refine_landmarks(gray, box, landmarks) if refine else landmarks)
-        for box, _, landmarks in detections
-    ]
+    crops = []
+    for track, (box, _, landmarks) in zip(ids, detections, strict=True):
+        if not refine:
+            points = landmarks
+        elif tracks is None:
+            points = refine_landmarks(gray, box, landmarks)
+        else:
+            points = tracks.memory.landmarks(track, tracks.frame - 1, gray, box, landmarks, refine_landmarks)
+        crops.append(align_face(gray, tuple(box), points))
+    return ids, crops
 
 
 def live_model_name() -> str | None:
@@ -277,14 +298,15 @@ def classify_faces(
 
 
 def analyze_image(
-    image: bytes | np.ndarray, *, model: str | None = None, decode_ms: float = 0.0
+    image: bytes | np.ndarray, *, model: str | None = None, decode_ms: float = 0.0, tracks: FaceTracks | None = None
 ) -> dict[str, Any]:
     """Every face in ``image`` (encoded bytes or a BGR/grey array) with box, emotion, probabilities.
 
     Raises ``InvalidMedia`` for unusable input and ``registry.ModelUnavailable`` when the served
     model or the detector cannot be loaded. Boxes are in the original image's pixels (EXIF
     orientation applied for bytes). ``decode_ms``: what the caller already spent decoding an
-    array it passes, counted in the decode stage. Every call is measured per stage
+    array it passes, counted in the decode stage. ``tracks``: a live session's faces so far
+    (``tracking.FaceTracks``), so a tilted face is not refined again on every frame. Every call is measured per stage
     (``recognition.metrics.observe_inference``): uploads, the API, workers and live frames.
     """
     started = time.perf_counter()
@@ -303,7 +325,7 @@ def analyze_image(
         detections = sorted(keep, key=lambda item: (item[0][0], item[0][1]))
     detected = time.perf_counter()
     gray = to_gray(bgr)
-    crops = face_crops(gray, detections)
+    _, crops = tracked_face_crops(gray, detections, tracks)
     probabilities = (
         classify_faces(crops, model=loaded.name)
         if crops

@@ -45,12 +45,12 @@ from recognition import metrics
 from . import audio, faces, fusion, registry, voice
 from .errors import InvalidMedia
 from .preprocessing import to_gray
+from .tracking import TRACK_IOU, FaceTracks, IoUTracker, Track, iou  # noqa: F401  (video.IoUTracker, video.iou)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SAMPLE_FPS = 4.0
 MAX_SAMPLE_FPS = 30.0
-TRACK_IOU = 0.3
 TRACK_MAX_GAP_SECONDS = 1.0
 MAX_DECODE_ERRORS = 50
 SHORT_BY_SECONDS = 0.5  # decoded video this much shorter than its header says -> a note
@@ -65,75 +65,7 @@ Progress = Callable[[float], None]
 # --- tracking ------------------------------------------------------------------------------
 
 
-def iou(a: list[float] | list[int], b: list[float] | list[int]) -> float:
-    """Intersection over union of two [x, y, w, h] boxes."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
-@dataclass
-class Track:
-    id: int
-    box: list[int]
-    last_seen: int  # sample index
-    velocity: tuple[float, float] = (0.0, 0.0)  # box movement per sample (x, y)
-
-    def predicted(self, index: int) -> list[float]:
-        """Where the box should be at sample ``index`` if it keeps moving the same way."""
-        steps = index - self.last_seen
-        x, y, w, h = self.box
-        return [x + self.velocity[0] * steps, y + self.velocity[1] * steps, w, h]
-
-
-@dataclass
-class IoUTracker:
-    """Greedy IoU matching of each frame's boxes to the live tracks (highest overlap first).
-
-    A track's box is compared where it is predicted to be (constant velocity), so faces moving
-    with a pan, or walking, keep their track at a few samples per second."""
-
-    min_iou: float = TRACK_IOU
-    max_gap: int = 4  # samples a track may go unseen before it ends
-    tracks: list[Track] = field(default_factory=list)
-    next_id: int = 1
-
-    def update(self, boxes: list[list[int]], index: int) -> list[int]:
-        """Track ids for ``boxes`` (in order) seen at sample ``index``."""
-        self.tracks = [t for t in self.tracks if index - t.last_seen <= self.max_gap]
-        pairs = sorted(
-            (
-                (max(iou(track.predicted(index), box), iou(track.box, box)), ti, bi)
-                for ti, track in enumerate(self.tracks)
-                for bi, box in enumerate(boxes)
-            ),
-            reverse=True,
-        )
-        ids: list[int | None] = [None] * len(boxes)
-        used: set[int] = set()
-        for overlap, ti, bi in pairs:
-            if overlap < self.min_iou:
-                break
-            if ti in used or ids[bi] is not None:
-                continue
-            used.add(ti)
-            track = self.tracks[ti]
-            steps = max(1, index - track.last_seen)
-            new = list(boxes[bi])
-            track.velocity = (
-                (new[0] - track.box[0]) / steps,
-                (new[1] - track.box[1]) / steps,
-            )
-            track.box, track.last_seen = new, index
-            ids[bi] = track.id
-        for bi, box in enumerate(boxes):
-            if ids[bi] is None:
-                self.tracks.append(Track(self.next_id, list(box), index))
-                ids[bi] = self.next_id
-                self.next_id += 1
-        return [int(i) for i in ids if i is not None]
+# IoUTracker, Track and iou live in tracking (live sessions use them too); named here as before.
 
 
 # --- decoding ------------------------------------------------------------------------------
@@ -393,10 +325,10 @@ class FaceTimeline:
 
     classes: list[str]
     model_name: str
-    tracker: IoUTracker
+    tracks: FaceTracks
     batch_frames: int = CLASSIFY_BATCH_FRAMES
     points: list[dict[str, Any]] = field(default_factory=list)
-    pending: list[tuple[float, list[list[int]], list[np.ndarray]]] = field(
+    pending: list[tuple[float, list[list[int]], list[int], list[np.ndarray]]] = field(
         default_factory=list
     )
     elapsed_ms: float = 0.0
@@ -410,8 +342,9 @@ class FaceTimeline:
             detections = sorted(detections, key=lambda d: -d[1])[: faces.MAX_FACES]
         gray = to_gray(sample.bgr)
         boxes = [box for box, _, _ in detections]
-        crops = faces.face_crops(gray, detections)
-        self.pending.append((sample.t, boxes, crops))
+        # Tracked as sampled, so a tilted face's refined alignment follows its track.
+        ids, crops = faces.tracked_face_crops(gray, detections, self.tracks)
+        self.pending.append((sample.t, boxes, ids, crops))
         self.detect_ms += (time.perf_counter() - t0) * 1000
         self.elapsed_ms += (time.perf_counter() - t0) * 1000
         if len(self.pending) >= self.batch_frames:
@@ -422,13 +355,12 @@ class FaceTimeline:
         if not self.pending:
             return
         t0 = time.perf_counter()
-        crops = [crop for _, _, frame_crops in self.pending for crop in frame_crops]
+        crops = [crop for _, _, _, frame_crops in self.pending for crop in frame_crops]
         rows = faces.classify_faces(crops, model=self.model_name) if crops else []
         at = 0
-        for t, boxes, frame_crops in self.pending:
+        for t, boxes, ids, frame_crops in self.pending:
             found = rows[at : at + len(frame_crops)]
             at += len(frame_crops)
-            ids = self.tracker.update(boxes, len(self.points))
             self.points.append(
                 {
                     "t": t,
@@ -519,9 +451,9 @@ def analyze_video(
     data = bytes(data)
     sample_fps = float(min(max(sample_fps, 0.1), MAX_SAMPLE_FPS))
     face_model = registry.get_model(task="face")
-    tracker = IoUTracker(max_gap=max(1, round(TRACK_MAX_GAP_SECONDS * sample_fps)))
+    tracks = FaceTracks(IoUTracker(max_gap=max(1, round(TRACK_MAX_GAP_SECONDS * sample_fps))))
     face_timeline = FaceTimeline(
-        face_model.classes, face_model.name, tracker, batch_frames=max(1, batch_frames)
+        face_model.classes, face_model.name, tracks, batch_frames=max(1, batch_frames)
     )
 
     def frames_progress(fraction: float) -> None:
