@@ -112,11 +112,17 @@ def _model_load(task: str) -> Future:
 
 
 def check_model(task: str) -> str:
+    """The served model of ``task`` is loaded, and, in a process that warms its models at start
+    (web servers, workers: ``recognition.warmup``), has answered its warm-up calls."""
+    from recognition import warmup
+
     try:
         model = _model_load(task).result(timeout=MODEL_WAIT)
     except FutureTimeout:
         raise NotReady("loading") from None
-    return f"{model.name} {model.version}"
+    if warmup.warming():
+        raise NotReady("warming up")
+    return f"{model.name} {model.version} ({model.engine})"
 
 
 def check_media() -> str:

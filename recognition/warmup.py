@@ -24,6 +24,18 @@ logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _done: dict[str, float] | None = None
+_started = threading.Event()
+# Face batches the warm-up runs through each served face model: one face, a mirrored pair, a
+# group photo's, a live frame's. ONNX Runtime traces nothing per shape (TensorFlow did: 0.1-0.3 s
+# for each new batch size, benchmarks/bench_engines.py), but it sizes its buffers on a shape's
+# first call, so the first job's shapes are seen here first.
+FACE_BATCHES = (1, 2, 4, 8)
+
+
+def warming() -> bool:
+    """True while this process has started warming the served models and not yet finished:
+    readiness answers "warming up" until then (``recognition.health``)."""
+    return _started.is_set() and _done is None
 
 
 def warm_up_models() -> dict[str, float]:
@@ -31,6 +43,7 @@ def warm_up_models() -> dict[str, float]:
     blank input; returns milliseconds per step. Once per process; a missing or broken model is
     logged, not raised (the job that needs it reports it to the person)."""
     global _done
+    _started.set()
     with _lock:
         if _done is not None:
             return _done
@@ -46,9 +59,10 @@ def warm_up_models() -> dict[str, float]:
         def face() -> None:
             registry.get_model(task="face")
             faces.warm_up()  # this thread's detector and a batch of one face
-            # A second batch size makes Keras trace for any batch, so the first photo with
-            # several faces is not traced again (0.6 s on this machine).
-            faces.classify_faces(np.zeros((2, 48, 48), dtype=np.uint8))
+            # Every served face model (photos and live), at every batch size a job starts with.
+            for model in {None, faces.live_model_name()}:
+                for n in FACE_BATCHES:
+                    faces.classify_faces(np.zeros((n, 48, 48), dtype=np.uint8), model=model)
 
         def speech() -> None:
             voice.analyze_audio(tone(1.0))  # one window

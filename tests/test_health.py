@@ -5,6 +5,7 @@ models."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 
@@ -91,11 +92,29 @@ def test_readyz_is_ready_on_the_test_setup(served_models, settings):
     assert checks["channel_layer"]["detail"] == "InMemoryChannelLayer"
     for task in health.MODEL_TASKS:
         model = registry.get_model(task=task)
-        assert checks[f"model_{task}"]["detail"] == f"{model.name} {model.version}"
+        assert checks[f"model_{task}"]["detail"] == f"{model.name} {model.version} (onnx)"
     assert checks["media"]["detail"] == "writable"
     assert not list(settings.MEDIA_ROOT.glob(".readiness-*"))  # the probe file is gone
     assert elapsed < 2, f"readiness took {elapsed:.2f} s with everything loaded"
     print(f"\nreadiness (embedded, models loaded): {elapsed * 1000:.0f} ms; {checks}")
+
+
+def test_readyz_waits_for_the_warm_up_calls(served_models, settings, monkeypatch):
+    """A process that warms its models at start is not ready until every served model has
+    answered its warm-up calls, then is."""
+    from recognition import warmup
+
+    settings.REDIS_URL = ""
+    monkeypatch.setattr(warmup, "_done", None)
+    monkeypatch.setattr(warmup, "_started", threading.Event())
+    warmup._started.set()  # started, not finished: what a web server is in its first second
+    status, answer = get_json("/readyz")
+    assert status == 503, answer
+    assert answer["checks"]["model_face"] == {**answer["checks"]["model_face"], "ok": False, "detail": "warming up"}
+    timings = warmup.warm_up_models()
+    assert set(timings) == {"face_ms", "voice_ms"}
+    status, answer = get_json("/readyz")
+    assert status == 200, answer
 
 
 def test_readyz_fails_while_redis_is_down_and_recovers(on_redis, served_models):
