@@ -362,8 +362,18 @@ def analyze_image(
     }
 
 
+# Detector input sizes a worker meets most (photos of the usual aspect ratios scaled to
+# DETECT_MAX_SIDE, live frames at 640x480): OpenCV sizes the detector's buffers on the first
+# detection at each size (+15 ms on this machine) and keeps them, so warm_up visits these.
+WARM_DETECT_SIZES = ((960, 720), (720, 960), (960, 540), (540, 960), (960, 960), (960, 640), (640, 960), (640, 480))
+
+
 def warm_up() -> None:
-    """Load the served model and this thread's detector now (workers call it at start-up)."""
+    """Load the served model and this thread's detector now (workers call it at start-up): the
+    detector at each of ``WARM_DETECT_SIZES``, a JPEG decoded, one face classified."""
     blank = np.zeros((DETECT_MIN_SIDE, DETECT_MIN_SIDE, 3), dtype=np.uint8)
     detect_faces(blank)
+    for width, height in WARM_DETECT_SIZES:
+        detect_faces(np.zeros((height, width, 3), dtype=np.uint8))
+    decode_image(cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))[1].tobytes())
     classify_faces(np.zeros((1, 48, 48), dtype=np.uint8))
