@@ -52,14 +52,19 @@ def test_served_networks_answer_as_keras_does_on_real_inputs(name, monkeypatch):
     registry.clear_cache()
     card = registry.load_card(name, SHIPPED)
     loaded = registry.get_model(name, directory=SHIPPED)
-    assert loaded.engine == "onnx" and card["engine"]["sha256"] == registry.sha256_file(SHIPPED / card["engine"]["file"])
+    assert loaded.engine.startswith("onnx") and card["engine"]["sha256"] == registry.sha256_file(SHIPPED / card["engine"]["file"])
     x = real_face_batch() if card["task"] == "face" else real_clip_batch(card["input"].get("features", "log_mel"))
     assert len(x) >= 6
-    onnx = loaded.predict_raw(x)
+    onnx = engine.OnnxRunner(SHIPPED / card["engine"]["file"]).run(x).astype(np.float64)  # the float file
     keras = np.asarray(loaded.keras_model.predict_on_batch(x), dtype=np.float64)
     assert onnx.shape == keras.shape == (len(x), len(card["classes"]))
     assert np.abs(onnx - keras).max() <= 1e-5
     assert (onnx.argmax(1) == keras.argmax(1)).all()
+    if card["engine"].get("int8"):  # an int8 file serves: judged by accuracy (its card), close here
+        assert loaded.engine == "onnx-int8"
+        served = loaded.predict_raw(x)
+        assert (served.argmax(1) == keras.argmax(1)).mean() >= 0.8
+        assert float(np.abs(served - keras).mean()) < 0.03
     registry.clear_cache()
 
 
@@ -168,3 +173,31 @@ def test_classes_of_the_shipped_face_engine_are_the_cards():
     runner = engine.OnnxRunner(SHIPPED / "face_vgg.onnx", threads=1)
     out = runner.run(np.zeros((3, 48, 48, 1), np.float32))
     assert out.shape == (3, len(FACE_EMOTIONS)) and np.allclose(out.sum(1), 1, atol=1e-5)
+
+
+def test_an_int8_file_serves_when_the_card_names_it_and_float32_can_be_asked_for(face_vgg_dir, monkeypatch):
+    from training.quantize_engine import quantize
+
+    x = real_face_batch()
+    target = face_vgg_dir / "face_vgg.int8.onnx"
+    quantize(face_vgg_dir / "face_vgg.onnx", target, x)
+    card = json.loads((face_vgg_dir / "face_vgg.json").read_text())
+    card["engine"]["int8"] = {"file": target.name, "sha256": registry.sha256_file(target)}
+    (face_vgg_dir / "face_vgg.json").write_text(json.dumps(card))
+    monkeypatch.setenv("INFERENCE_ENGINE", "onnx")
+    registry.clear_cache()
+    int8 = registry.get_model("face_vgg", directory=face_vgg_dir)
+    assert int8.engine == "onnx-int8"
+    p8 = int8.predict_raw(x)
+    monkeypatch.setenv("INFERENCE_PRECISION", "float32")
+    registry.clear_cache()
+    f32 = registry.get_model("face_vgg", directory=face_vgg_dir)
+    assert f32.engine == "onnx"
+    p32 = f32.predict_raw(x)
+    assert (p8.argmax(1) == p32.argmax(1)).mean() >= 0.8 and float(np.abs(p8 - p32).mean()) < 0.03
+    target.write_bytes(target.read_bytes()[:-10])  # altered: refused like any engine file
+    monkeypatch.setenv("INFERENCE_PRECISION", "auto")
+    registry.clear_cache()
+    with pytest.raises(registry.ModelUnavailable, match="does not match the sha256"):
+        registry.get_model("face_vgg", directory=face_vgg_dir)
+    registry.clear_cache()

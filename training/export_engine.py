@@ -37,13 +37,18 @@ def export(name: str, directory: Path) -> bool:
     card = registry.load_card(name, directory)
     if not registry.refresh_engine(card, directory):
         return False
+    rewrite(card, directory)
+    return True
+
+
+def rewrite(card: dict, directory: Path) -> None:
+    """Write the card's JSON and replace (or add) the "Serving engine" section of its markdown."""
     registry.write_card(card, directory, export_engine=False)
-    md = directory / f"{name}.md"
+    md = directory / f"{card['name']}.md"
     if md.exists():
         text = md.read_text()
         text = text[: text.index(SECTION)] if SECTION in text else text
         md.write_text(text.rstrip("\n") + "\n" + registry.engine_markdown(card))
-    return True
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -106,13 +106,23 @@ def engine_markdown(card: dict[str, Any]) -> str:
     entry = card.get("engine")
     if not entry:
         return ""
-    return (
+    text = (
         f"\n## Serving engine\nONNX Runtime serves `{entry['file']}` (opset {entry['opset']}), exported from "
         f"`{card['file']}` (sha256 `{entry['source_sha256']}`) when it was saved.\n"
         f"- **sha256**: `{entry['sha256']}`\n"
         f"- **Largest difference from Keras** on the export's probe batch: {entry['max_abs_difference']:.1e} "
         f"(the parity test holds real faces and clips to 1e-5)\n"
     )
+    q = entry.get("int8")
+    if q:
+        text += (
+            f"- **int8** (`{q['file']}`, sha256 `{q['sha256']}`, calibrated on {q['calibration']}; served unless "
+            f"`INFERENCE_PRECISION=float32`): validation {q['validation_accuracy']:.4f} against {q['float_validation_accuracy']:.4f} "
+            f"in float32, PublicTest {q['test_accuracy']:.4f} against {q['float_test_accuracy']:.4f}; "
+            f"{q['ms_per_8_faces']} ms against {q['float_ms_per_8_faces']} ms per 8 faces on one thread; {q['rule']} "
+            f"(`python -m training.quantize_engine {card['name']}`)\n"
+        )
+    return text
 
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -125,7 +135,9 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
 
 def engine_choice() -> str:
     """``INFERENCE_ENGINE``: ``onnx`` (default: ONNX Runtime where the card names an engine file,
-    Keras otherwise) or ``keras`` (always Keras; comparisons and debugging)."""
+    Keras otherwise) or ``keras`` (always Keras; comparisons and debugging). Where a card also
+    names an int8 file (``training.quantize_engine``), that one serves unless
+    ``INFERENCE_PRECISION=float32``."""
     choice = os.environ.get("INFERENCE_ENGINE", "onnx").strip().lower()
     return choice if choice in ("onnx", "keras") else "onnx"
 
@@ -154,7 +166,9 @@ class LoadedModel:
 
     @property
     def engine(self) -> str:
-        return "onnx" if self.runner is not None else "keras"
+        if self.runner is None:
+            return "keras"
+        return "onnx-int8" if self.runner.path.name.endswith(".int8.onnx") else "onnx"
 
     def info(self) -> dict[str, str]:
         return {"name": self.name, "version": self.version}
@@ -325,10 +339,11 @@ def _engine_runner(name: str, card: dict[str, Any], directory: Path) -> Any:
         return None
     from recognition.inference import engine
 
-    path = directory / entry["file"]
+    chosen = entry.get("int8") if entry.get("int8") and os.environ.get("INFERENCE_PRECISION", "auto") != "float32" else entry
+    path = directory / chosen["file"]
     if not path.exists():
         raise ModelUnavailable(f"{name}: engine file {path} is missing (python -m training.export_engine {name})")
-    if sha256_file(path) != entry.get("sha256"):
+    if sha256_file(path) != chosen.get("sha256"):
         raise ModelUnavailable(f"{name}: engine file {path} does not match the sha256 in its card")
     if card.get("sha256") and entry.get("source_sha256") != card["sha256"]:
         raise ModelUnavailable(f"{name}: engine file {path} was exported from another {card.get('file')} (re-export it)")
