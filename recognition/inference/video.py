@@ -337,7 +337,7 @@ class FaceTimeline:
     def add(self, sample: Sample) -> None:
         """Detect and crop the faces of one sampled frame (classified with its batch)."""
         t0 = time.perf_counter()
-        detections = faces.detect_with_landmarks(sample.bgr)
+        detections = faces.detect_in_frame(sample.bgr, self.tracks)
         if len(detections) > faces.MAX_FACES:  # the detector's surest, as for photos
             detections = sorted(detections, key=lambda d: -d[1])[: faces.MAX_FACES]
         gray = to_gray(sample.bgr)
