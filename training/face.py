@@ -294,6 +294,13 @@ def add_arguments(parser: argparse.ArgumentParser, *, name: str, width: float, e
         "--jit", action="store_true",
         help="XLA-compile the training step (jit_compile=True): 0.6x the CPU throughput here; off, as Keras' 'auto' is on this CPU (benchmarks/bench_train_face.py)",
     )
+    parser.add_argument(
+        "--teacher", default=None, metavar="MODEL",
+        help="distil: learn this served face model's calibrated probabilities (e.g. face_ensemble, with its views) "
+        "as well as the labels (training/distill.py); recorded in the card",
+    )
+    parser.add_argument("--distill-temperature", type=float, default=2.0, help="softening temperature of teacher and student (--teacher)")
+    parser.add_argument("--distill-weight", type=float, default=0.9, help="share of the loss on the teacher's soft labels; the rest on the labels (--teacher)")
     parser.add_argument("--class-weight-power", type=float, default=0.3)
     parser.add_argument("--val-fraction", type=float, default=0.1, help="validation carved from --data, stratified")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training samples (smoke tests)")
@@ -358,6 +365,21 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
     n_classes = len(FACE_EMOTIONS)
     log(f"{args.name}: backend {keras.backend.backend()}, train {len(y_train)}, val {len(y_val)}, arch {arch}, width {args.width}")
 
+    teacher = getattr(args, "teacher", None)
+    if teacher:
+        # imported here: it registers DistillationLoss before a checkpoint that names it loads
+        from training import distill
+
+        started_teacher = time.time()
+        teacher_train = distill.teacher_probabilities(teacher, x_train_u8)
+        teacher_val = distill.teacher_probabilities(teacher, x_all[val_idx])
+        log(f"teacher {teacher}: labelled {len(teacher_train) + len(teacher_val)} faces in {time.time() - started_teacher:.0f} s; "
+            f"validation accuracy {(teacher_val.argmax(1) == y_val).mean():.4f}")
+        extra_card = {**(extra_card or {}), "distillation": {
+            "teacher": teacher, "temperature": args.distill_temperature, "weight": args.distill_weight,
+            "teacher_validation_accuracy": round(float((teacher_val.argmax(1) == y_val).mean()), 4),
+        }}
+
     state_path = run_dir / "state.json"
     if args.resume and state_path.exists() and (run_dir / "last.keras").exists():
         state = json.loads(state_path.read_text())
@@ -375,10 +397,15 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
             optimizer = keras.optimizers.SGD(learning_rate=args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
         else:
             optimizer = keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=args.weight_decay)
+        if teacher:
+            loss = distill.DistillationLoss(n_classes, args.distill_temperature, args.distill_weight, args.label_smoothing)
+            metrics = [distill.hard_accuracy(n_classes)]
+        else:
+            loss, metrics = keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing), ["accuracy"]
         model.compile(
             optimizer=optimizer,
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
-            metrics=["accuracy"],
+            loss=loss,
+            metrics=metrics,
             jit_compile=bool(getattr(args, "jit", False)),
         )
     state.setdefault("commands", []).append(command_line(args, arch))
@@ -396,6 +423,12 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
     y_train_1h = keras.utils.to_categorical(y_train, n_classes)
     y_val_1h = keras.utils.to_categorical(y_val, n_classes)
     weights = class_weights(y_train, n_classes, args.class_weight_power)
+    sample_weight = None
+    if teacher:  # targets are [one-hot | teacher]; Keras' class_weight would read them as 14 classes
+        y_train_1h = distill.targets(y_train, teacher_train, args.distill_temperature)
+        y_val_1h = distill.targets(y_val, teacher_val, args.distill_temperature)
+        sample_weight = np.asarray([weights[int(c)] for c in y_train], dtype=np.float32)
+        weights = None
     state.setdefault("wall_s", 0.0)
     while state["epoch"] < schedule.total:
         epoch, epoch_started = state["epoch"], time.time()
@@ -407,7 +440,7 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
             x_epoch, y_epoch = mixup(x_epoch, y_train_1h, rng, args.mixup)
         model.fit(
             x_epoch, y_epoch, validation_data=(x_val, y_val_1h), batch_size=args.batch_size,
-            epochs=epoch + 1, initial_epoch=epoch, class_weight=weights, callbacks=callbacks, verbose=0, shuffle=True,
+            epochs=epoch + 1, initial_epoch=epoch, class_weight=weights, sample_weight=sample_weight, callbacks=callbacks, verbose=0, shuffle=True,
         )
         # The budget counts wall time (augmentation, fit, validation, checkpoints), not fit alone.
         last_wall = time.time() - epoch_started

@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
         "metrics": {"validation_accuracy": val_metrics["accuracy"], "validation_ece": val_metrics["ece"]},
         "training": {"command": f"python -m training.face_ensemble {' '.join(argv)}", "device": "members: see their cards"},
         "date": today,
+        **distillation_entry(members, directory),
     }
     write_card(card, directory)
     registry.clear_cache()
@@ -140,6 +141,41 @@ def main(argv: list[str] | None = None) -> dict:
     print(json.dumps({"chosen": card["members"], "tta": card["tta"], "validation_accuracy": best["validation_accuracy"],
                       "test_accuracy": test["accuracy"], "test_ece": test["ece"], "temperature": card["temperature"]}))
     return card
+
+
+def distillation_entry(members: list, directory: Path | None) -> dict:
+    """``{"distillation": ...}`` when a member was distilled (``train_face_vgg --teacher``): its
+    teacher (name, version, views, PublicTest accuracy) and temperature, so the card states both
+    accuracies; ``{}`` otherwise."""
+    from recognition.inference import registry
+
+    taught = [m for m in members if m.card.get("distillation")]
+    if not taught:
+        return {}
+    info = dict(taught[0].card["distillation"])
+    teacher = registry.load_card(info["teacher"], directory)
+    info |= {"student": taught[0].name, "teacher_version": teacher.get("version"), "teacher_tta": teacher.get("tta", []),
+             "teacher_members": [m["name"] for m in teacher.get("members", [])],
+             "teacher_test_accuracy": teacher.get("metrics", {}).get("test", {}).get("accuracy")}
+    return {"distillation": info}
+
+
+def distillation_markdown(card: dict) -> str:
+    d = card.get("distillation")
+    if not d:
+        return ""
+    teacher_views = " + ".join(d["teacher_members"]) + (f" over {view_text(d['teacher_tta'])}" if d["teacher_tta"] else "")
+    return f"""
+## Distillation
+`{d['student']}` learnt from the served ensemble `{d['teacher']}` {d['teacher_version']} ({teacher_views}): the
+teacher's calibrated probabilities on every training face, softened at temperature T={d['temperature']},
+weighted {d['weight']} against the labels ({1 - d['weight']:.1f}); see its card for the command.
+
+| | views per face | validation | PublicTest |
+|---|---|---|---|
+| teacher `{d['teacher']}` | {len(d['teacher_members']) * (2 if 'hflip' in d['teacher_tta'] else 1)} | {d['teacher_validation_accuracy']:.4f} | {d['teacher_test_accuracy']:.4f} |
+| this model | {2 if 'hflip' in card['tta'] else 1} | {card['metrics']['validation_accuracy']:.4f} | {card['metrics']['test']['accuracy']:.4f} |
+"""
 
 
 def view_text(tta: list[str]) -> str:
@@ -173,6 +209,7 @@ then temperature T={card['temperature']} (fitted on validation).
 - **Command**: `{card['training']['command']}`
 - **Date**: {card['date']}
 
+{distillation_markdown(card)}
 ## Members (each has its own card: data, training, sha256)
 | model | version | its own PublicTest accuracy | sha256 |
 |---|---|---|---|
