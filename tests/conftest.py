@@ -2,12 +2,60 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests import readguard
+
+REPO = Path(__file__).resolve().parents[1]
 MEDIA = Path(__file__).parent / "media"
 SPEECH = MEDIA / "speech"
+FER2013 = MEDIA / "fer2013"  # real FER2013 faces: <split>/<class>/*.jpg (scripts/make_fer_fixture.py)
+
+
+def pytest_configure(config):
+    """From here on, reading beside the repository (../shared) fails: tests/readguard.py. Python
+    processes the tests start inherit the guard through PYTHONPATH."""
+    readguard.install(REPO)
+    os.environ[readguard.ENV] = str(REPO)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if readguard.SITE_DIR not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([readguard.SITE_DIR, *filter(None, paths)])
+
+
+def pytest_unconfigure(config):
+    readguard.disable()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    refused = readguard.take_violations()  # outside any test: session fixtures, collection
+    if refused:
+        print("\n".join(["", "Reads outside the repository:", *refused]), file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def refusals() -> list[str]:
+    """The reads refused since the last call, and the guard switched back on if a test had
+    switched it off (that too is a failure)."""
+    problems = readguard.take_violations()
+    if not readguard.enabled():
+        readguard.enable()
+        problems.append("the read guard (tests/readguard.py) was switched off")
+    return problems
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A refused read fails the test (setup, call or teardown) even when the code under test
+    caught OutsideRepoRead and carried on."""
+    report = yield
+    problems = refusals()
+    if problems and report.passed:
+        report.outcome = "failed"
+        report.longrepr = "\n".join(problems)
+    return report
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ import pytest
 
 from recognition.inference import faces, registry
 from recognition.inference.labels import FACE_EMOTIONS
+from tests.conftest import FER2013
 from training import data as datasets
 from training.evaluate import evaluate_face
 
@@ -29,7 +30,7 @@ def tiny_fer_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("fer_tiny")
     for name in FACE_EMOTIONS:
         (folder / name).mkdir()
-        for path in sorted((datasets.DEFAULT_FER / "test" / name).glob("*.jpg"))[:2]:
+        for path in sorted((FER2013 / "test" / name).glob("*.jpg"))[:2]:
             shutil.copy(path, folder / name / path.name)
     return folder
 

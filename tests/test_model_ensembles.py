@@ -15,7 +15,7 @@ import pytest
 from recognition.inference import audio, faces, registry
 from recognition.inference.labels import FACE_EMOTIONS
 from recognition.inference.preprocessing import faces_to_input
-from tests.conftest import MEDIA, SPEECH
+from tests.conftest import FER2013, MEDIA, SPEECH
 from training import voice as training_voice
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def write_ensemble(directory: Path, name: str, members: list[str], tta: list[str
 def fer_faces(per_class: int = 2) -> np.ndarray:
     import cv2
 
-    paths = [p for name in FACE_EMOTIONS for p in sorted((REPO.parent / "shared/datasets/fer2013/test" / name).glob("*.jpg"))[:per_class]]
+    paths = [p for name in FACE_EMOTIONS for p in sorted((FER2013 / "test" / name).glob("*.jpg"))[:per_class]]
     return np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths])
 
 

@@ -15,21 +15,23 @@ from recognition.inference import registry
 from recognition.inference.images import decode_image
 from recognition.inference.labels import FACE_EMOTIONS
 from recognition.inference.preprocessing import crop_face, faces_to_input, to_gray
+from tests.conftest import FER2013
 from training import data as datasets
-
-FER = datasets.DEFAULT_FER
 
 
 def copy_fer(
     destination: Path, split: str, per_class: int, offset: int = 0
 ) -> list[Path]:
-    """A few FER2013 images per class into destination/<class>/ (tests never read the whole set)."""
+    """A few FER2013 images per class into destination/<class>/, from the committed fixture
+    tests/media/fer2013 (the first files by sorted name of each class of the full dataset)."""
     copied = []
     for name in FACE_EMOTIONS:
         (destination / name).mkdir(parents=True, exist_ok=True)
-        for path in sorted((FER / split / name).glob("*.jpg"))[
-            offset : offset + per_class
-        ]:
+        chosen = sorted((FER2013 / split / name).glob("*.jpg"))[offset : offset + per_class]
+        assert len(chosen) == per_class, (
+            f"{FER2013 / split / name} holds too few faces: rebuild it with scripts/make_fer_fixture.py"
+        )
+        for path in chosen:
             copied.append(Path(shutil.copy(path, destination / name / path.name)))
     return copied
 
