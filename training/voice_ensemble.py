@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from recognition.inference.labels import VOICE_EMOTIONS
+from training import export_engine
 from training.common import next_version, strip_optimizer
 from training.metrics import fit_temperature, summarise
 from training.voice import (
@@ -177,10 +178,14 @@ def main(argv: list[str] | None = None) -> dict:
     for name in best["recipes"] if args.final == "folds" else ():
         recipe = by_name[name]
         for card in recipe["cards"]:
-            for suffix in (".keras", ".json"):
+            for suffix in (".keras", ".json", ".onnx"):  # the model, its card, its serving engine file
                 source, target = recipe["folder"] / f"{card['name']}{suffix}", out / f"{card['name']}{suffix}"
+                if suffix == ".onnx" and not source.exists():
+                    continue  # a fold model saved before engine files: exported below
                 if not (target.exists() and source.resolve() == target.resolve()):  # a recipe folder may link to --out
                     shutil.copyfile(source, target)
+            if not (out / f"{card['name']}.onnx").exists():
+                export_engine.export(card["name"], out)
             if sha256_file(out / card["file"]) != card["sha256"]:
                 raise SystemExit(f"{card['name']}: copied file does not match its card")
             members.append({"name": card["name"], "sha256": card["sha256"], "recipe": name, "validation": card["data"]["validation"]})
