@@ -99,7 +99,7 @@ def test_other_rates_and_faces_as_the_photo_pipeline_finds_them(silent):
     frames = video.decode_samples(
         silent, sample_fps=2.0, max_seconds=10, max_pixels=10**6
     ).samples
-    tracks = tracking.FaceTracks(tracking.IoUTracker(max_gap=round(video.TRACK_MAX_GAP_SECONDS * 2.0)))
+    tracks = tracking.FaceTracks(tracking.IoUTracker(max_gap=round(video.TRACK_MAX_GAP_SECONDS * 2.0)), turn_every=1)
     for point, frame in zip(result["timeline"], frames, strict=True):
         photo = faces.analyze_image(frame.bgr, tracks=tracks)["faces"]
         assert [f["box"] for f in point["faces"]] == [f["box"] for f in photo]

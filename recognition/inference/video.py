@@ -451,7 +451,9 @@ def analyze_video(
     data = bytes(data)
     sample_fps = float(min(max(sample_fps, 0.1), MAX_SAMPLE_FPS))
     face_model = registry.get_model(task="face")
-    tracks = FaceTracks(IoUTracker(max_gap=max(1, round(TRACK_MAX_GAP_SECONDS * sample_fps))))
+    # Every sample gets every turned detector view (a video is an upload: it pays for them;
+    # live frames get them on a schedule instead).
+    tracks = FaceTracks(IoUTracker(max_gap=max(1, round(TRACK_MAX_GAP_SECONDS * sample_fps))), turn_every=1)
     face_timeline = FaceTimeline(
         face_model.classes, face_model.name, tracks, batch_frames=max(1, batch_frames)
     )
