@@ -22,6 +22,7 @@ import io
 import os
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -246,6 +247,36 @@ def pipeline_table(loaded: registry.LoadedModel, repeats: int) -> list[str]:
     return lines
 
 
+def turns_table(repeats: int) -> list[str]:
+    """What the turned detector views (faces.DETECT_TURNS) cost: a photo pays for all of them;
+    a live session (tracked frames) pays for them one frame in ``tracking.TURN_EVERY`` while its
+    faces are upright, and every frame for a view that keeps finding a tilted face."""
+    from recognition.inference import tracking
+
+    photo = photo_640x480()
+    tilted = cv2.warpAffine(photo, cv2.getRotationMatrix2D((320, 240), 45, 1.0), (640, 480), borderMode=cv2.BORDER_REPLICATE)
+    lines = [
+        f"| detection, 640x480 (views: upright + {', '.join(f'{t:+g}' for t in faces.DETECT_TURNS)}) | upright view only, ms | as served, ms | extra ms |",
+        "|---|---|---|---|",
+    ]
+    for label, image in (("photo, 4 upright faces", photo), ("photo, the 4 faces turned 45 degrees", tilted)):
+        upright = median_ms(lambda image=image: faces.detect_with_landmarks(image), repeats)
+        served = median_ms(lambda image=image: faces.detect_in_frame(image, None), repeats)
+        found = (len(faces.detect_with_landmarks(image)), len(faces.detect_in_frame(image, None)))
+        lines.append(f"| {label} (found {found[0]} / {found[1]}) | {upright:.1f} | {served:.1f} | {served - upright:+.1f} |")
+    for label, image in (("live frame, 4 upright faces (mean over 30 tracked frames)", photo), ("live frame, 4 faces turned 45 degrees (mean over 30 tracked frames)", tilted)):
+        upright = median_ms(lambda image=image: faces.detect_with_landmarks(image), repeats)
+        tracks = tracking.FaceTracks()
+        faces.detect_in_frame(image, tracks)
+        t0 = time.perf_counter()
+        for _ in range(30):
+            detections = faces.detect_in_frame(image, tracks)
+            tracks.assign([b for b, _, _ in detections], [getattr(lm, "turn", None) for _, _, lm in detections])
+        served = (time.perf_counter() - t0) * 1000 / 30
+        lines.append(f"| {label} | {upright:.1f} | {served:.1f} | {served - upright:+.1f} |")
+    return lines
+
+
 def single(loaded):
     """The model itself, or an ensemble's first member (the per-model rows need one network)."""
     return loaded.members[0] if hasattr(loaded, "members") else loaded
@@ -282,6 +313,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(pipeline_table(loaded, args.repeats)))
     print()
     print("\n".join(alignment_table(args.repeats)))
+    print()
+    print("\n".join(turns_table(args.repeats)))
 
 
 if __name__ == "__main__":

@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--face-px", type=int, default=120)
     parser.add_argument("--angles", type=float, nargs="*", default=[0, 15, -15, 30, -30, 45, -45, 60, -60, 90])
     parser.add_argument("--sizes", type=int, nargs="*", default=[96, 64, 48, 32, 24, 16])
+    parser.add_argument("--save-crops", type=Path, default=None, help="keep each angle's served crops (and which faces were found) in this .npz")
+    parser.add_argument("--from-crops", type=Path, default=None,
+                        help="score the crops a --save-crops run kept (same --data, --n, --seed, --angles) instead of detecting again: another model, same faces")
     parser.add_argument("--turns", type=float, nargs="*", default=None,
                         help="the detector's extra turned views (default: faces.DETECT_TURNS, what photos get; give none for the upright view alone)")
     args = parser.parse_args(argv)
@@ -121,13 +124,27 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"model {model.name} {model.version}; {len(y)} faces from {args.data} ({args.split}); faces {args.face_px} px in 640x480 frames; detector views: upright{''.join(f', {t:+g}' for t in turns)}\n")
     print("| rotation | detected | accuracy, refined alignment (served) | accuracy, aligned from first landmarks | accuracy, not aligned | refined, all faces | not aligned, all faces | median eye angle found |")
     print("|---|---|---|---|---|---|---|---|")
+    saved = dict(np.load(args.from_crops)) if args.from_crops else None
+    keep: dict[str, np.ndarray] = {}
     for angle in args.angles:
+        if saved is not None:
+            found, stack = saved[f"found_{angle:g}"], saved[f"crops_{angle:g}"]
+            crops = iter(stack)
+            refined = [next(crops) if f else None for f in found]
+            r = score(refined, y, model)
+            result["angles"].append({"angle": angle, "refined": r})
+            print(f"| {angle:+.0f} deg | {r['detected']:.3f} | {r['accuracy']} | (from {args.from_crops.name}) | | {r['accuracy_all']} | | |", flush=True)
+            continue
         aligned, plain, angles, refined = pipeline_crops([place(face, args.face_px, angle) for face in x], turns=turns)
+        keep[f"found_{angle:g}"] = np.asarray([c is not None for c in refined])
+        keep[f"crops_{angle:g}"] = np.stack([c for c in refined if c is not None]) if any(c is not None for c in refined) else np.zeros((0, 48, 48), np.uint8)
         a, p, r = score(aligned, y, model), score(plain, y, model), score(refined, y, model)
         found = [v for v in angles if v is not None]
         median = float(np.median(found)) if found else float("nan")
         result["angles"].append({"angle": angle, "refined": r, "aligned": a, "not_aligned": p, "median_eye_angle": round(median, 1)})
         print(f"| {angle:+.0f} deg | {a['detected']:.3f} | {r['accuracy']} | {a['accuracy']} | {p['accuracy']} | {r['accuracy_all']} | {p['accuracy_all']} | {median:+.1f} |", flush=True)
+    if args.save_crops and keep:
+        np.savez_compressed(args.save_crops, **keep)
     print("\n| face size (px) | detected | accuracy (detected) | accuracy, all faces |")
     print("|---|---|---|---|")
     for size in args.sizes:
