@@ -15,7 +15,6 @@ No Django here: the number of threads comes in as an argument (``registry`` read
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -30,14 +29,6 @@ PARITY_TOLERANCE = 1e-5
 
 class EngineUnavailable(RuntimeError):
     """The engine file is missing, corrupt or onnxruntime is not installed."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def default_threads() -> int:
@@ -83,6 +74,10 @@ def export(keras_model: Any, keras_path: Path, probe: np.ndarray | None = None) 
     import tensorflow as tf
     import tf2onnx
 
+    from recognition.inference.registry import (
+        sha256_file,  # here: registry imports this module lazily
+    )
+
     keras_path = Path(keras_path)
     onnx_path = keras_path.with_suffix(".onnx")
     shape = tuple(keras_model.inputs[0].shape[1:])
@@ -101,8 +96,8 @@ def export(keras_model: Any, keras_path: Path, probe: np.ndarray | None = None) 
     return {
         "format": "onnx",
         "file": onnx_path.name,
-        "sha256": _sha256(onnx_path),
+        "sha256": sha256_file(onnx_path),
         "opset": OPSET,
-        "source_sha256": _sha256(keras_path),
+        "source_sha256": sha256_file(keras_path),
         "max_abs_difference": float(f"{difference:.3g}"),
     }
