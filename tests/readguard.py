@@ -32,7 +32,7 @@ ENV = "EMOTIONSITE_READ_GUARD"  # the repository's path, for Python children
 SITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "readguard_site")
 
 _EVENTS = frozenset({"open", "os.listdir", "os.scandir", "subprocess.Popen", "os.exec", "os.posix_spawn"})
-_state = {"on": False, "installed": False, "repo": "", "parent": "", "shared": "", "allowed": (), "home_dots": False,
+_state = {"on": False, "installed": False, "repo": "", "parent": "", "shared": "", "allowed": (), "home_dots": False, "parent_is_temp": False,
           "child": False}
 _violations: list[str] = []
 
@@ -64,6 +64,8 @@ def _forbidden(path: str) -> bool:
     if _under(path, s["shared"]):
         return True
     if s["home_dots"] and path[len(s["parent"]) :].lstrip(os.sep).startswith("."):
+        return False
+    if s["parent_is_temp"]:  # a clone in /tmp: pytest's and tempfile's folders sit beside it
         return False
     return not any(_under(path, allowed) for allowed in s["allowed"])
 
@@ -136,7 +138,8 @@ def install(repo, *, child: bool = False) -> None:
     home = os.path.expanduser("~")
     _state.update(repo=repo, parent=parent, shared=os.path.join(parent, "shared"), child=child,
                   allowed=tuple(a for a in allowed if not _under(repo, a)),  # never an ancestor
-                  home_dots=parent in (home, os.path.realpath(home)))
+                  home_dots=parent in (home, os.path.realpath(home)),
+                  parent_is_temp=os.path.realpath(parent) == temp)
     if not _state["installed"]:
         sys.addaudithook(_hook)
         _state["installed"] = True
