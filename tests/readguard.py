@@ -12,7 +12,9 @@ Python children run the same hook through ``SITE_DIR/sitecustomize.py`` when ``E
 
 Paths are checked as written (``..`` removed) and with symbolic links resolved. Allowed under the
 parent folder all the same: the Python installation (a virtualenv elsewhere), the temporary
-folder when it sits there (a clone directly in /tmp), and dot-folders of the home folder when the
+folder when it sits there, and in a clone directly in the temporary folder (git clone . /tmp/x)
+what the run makes there (``TEMP_NAMES``, or entries that appear after the guard is installed),
+and dot-folders of the home folder when the
 repository sits directly in it (~/.cache, ~/.keras); ``<parent>/shared`` never is.
 
 Audit hooks cannot be removed: the hook does nothing unless the guard is enabled, and every hit is
@@ -23,6 +25,7 @@ the listing that found them is.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import sys
 import tempfile
@@ -33,7 +36,7 @@ SITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "readguard_s
 
 _EVENTS = frozenset({"open", "os.listdir", "os.scandir", "subprocess.Popen", "os.exec", "os.posix_spawn"})
 _state = {"on": False, "installed": False, "repo": "", "parent": "", "shared": "", "allowed": (), "home_dots": False, "parent_is_temp": False,
-          "child": False}
+          "before": frozenset(), "child": False}
 _violations: list[str] = []
 
 
@@ -65,9 +68,24 @@ def _forbidden(path: str) -> bool:
         return True
     if s["home_dots"] and path[len(s["parent"]) :].lstrip(os.sep).startswith("."):
         return False
-    if s["parent_is_temp"]:  # a clone in /tmp: pytest's and tempfile's folders sit beside it
+    if s["parent_is_temp"] and _made_by_the_run(path[len(s["parent"]) :].lstrip(os.sep).split(os.sep)[0]):
         return False
     return not any(_under(path, allowed) for allowed in s["allowed"])
+
+
+# Names a test run makes in the temporary folder (tempfile's default prefix, pytest's folders,
+# multiprocessing, the suite's lock files and its tempfile prefixes).
+TEMP_NAMES = ("tmp*", "pytest-of-*", "pymp-*", ".*", "emotionsite-*", "bench-*", "voice-formats-*",
+              "listener-*", "editor-*", "playwright*")
+
+
+def _made_by_the_run(name: str) -> bool:
+    """In a clone whose parent is the temporary folder: is ``name`` (an entry of that folder)
+    one the run made? Its name says so, or it was not there when the guard was installed and is
+    now (a folder a library made with its own prefix). Anything else stays refused."""
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in TEMP_NAMES):
+        return True
+    return name not in _state["before"] and os.path.lexists(os.path.join(_state["parent"], name))
 
 
 def outside(path, cwd: str | None = None) -> str | None:
@@ -140,6 +158,12 @@ def install(repo, *, child: bool = False) -> None:
                   allowed=tuple(a for a in allowed if not _under(repo, a)),  # never an ancestor
                   home_dots=parent in (home, os.path.realpath(home)),
                   parent_is_temp=os.path.realpath(parent) == temp)
+    if _state["parent_is_temp"]:
+        was_on, _state["on"] = _state["on"], False
+        try:
+            _state["before"] = frozenset(os.listdir(parent)) - {"shared"}
+        finally:
+            _state["on"] = was_on
     if not _state["installed"]:
         sys.addaudithook(_hook)
         _state["installed"] = True

@@ -5,6 +5,8 @@ The teacher (any served face model, e.g. ``face_ensemble`` with its mirror views
 training face once, un-augmented, and the labels are cached under ``training/cache/``; the
 student then sees each augmented face with its face's teacher label (the teacher is mirror-
 symmetric, and the small rotations, shifts and brightness changes keep the face's expression).
+With ``--online-teacher`` the teacher instead labels every epoch's augmented (and mixed) faces,
+so student and teacher are matched on the same pixels (Beyer et al. 2022, "consistent teaching").
 Targets travel to Keras as ``[one-hot | softened teacher]`` rows of twice the classes, so the
 loop, checkpoints and ``--resume`` stay the face trainer's own.
 """
@@ -80,3 +82,15 @@ def targets(y: np.ndarray, teacher_p: np.ndarray, temperature: float) -> np.ndar
     """``[one-hot | teacher softened by temperature]`` rows for DistillationLoss."""
     classes = teacher_p.shape[1]
     return np.concatenate([np.eye(classes, dtype=np.float32)[y], apply_temperature(teacher_p, temperature).astype(np.float32)], axis=1)
+
+
+def online_targets(teacher: str, x_epoch: np.ndarray, y_epoch: np.ndarray, temperature: float, batch: int = 512) -> np.ndarray:
+    """``[hard | teacher softened]`` rows with the teacher's probabilities for ``x_epoch`` itself
+    (network input, already augmented): the hard half is ``y_epoch``'s first ``classes`` columns
+    (one-hot, or mixed by mixup)."""
+    from recognition.inference import registry
+
+    model = registry.get_model(teacher)
+    probabilities = np.concatenate([model.predict(x_epoch[i : i + batch]) for i in range(0, len(x_epoch), batch)])
+    classes = probabilities.shape[1]
+    return np.concatenate([y_epoch[:, :classes].astype(np.float32), apply_temperature(probabilities, temperature).astype(np.float32)], axis=1)

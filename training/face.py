@@ -301,6 +301,12 @@ def add_arguments(parser: argparse.ArgumentParser, *, name: str, width: float, e
     )
     parser.add_argument("--distill-temperature", type=float, default=2.0, help="softening temperature of teacher and student (--teacher)")
     parser.add_argument("--distill-weight", type=float, default=0.9, help="share of the loss on the teacher's soft labels; the rest on the labels (--teacher)")
+    parser.add_argument(
+        "--online-teacher", action="store_true",
+        help="the teacher labels each epoch's augmented (and mixed, with --mixup) faces, not the clean ones once: "
+        "the student matches the teacher on exactly what it sees (Beyer et al. 2022, consistent teaching); costs a "
+        "teacher pass over the training set per epoch",
+    )
     parser.add_argument("--class-weight-power", type=float, default=0.3)
     parser.add_argument("--val-fraction", type=float, default=0.1, help="validation carved from --data, stratified")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training samples (smoke tests)")
@@ -378,6 +384,7 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
         extra_card = {**(extra_card or {}), "distillation": {
             "teacher": teacher, "temperature": args.distill_temperature, "weight": args.distill_weight,
             "teacher_validation_accuracy": round(float((teacher_val.argmax(1) == y_val).mean()), 4),
+            "teacher_labels": "each epoch's augmented faces" if getattr(args, "online_teacher", False) else "clean faces, once",
         }}
 
     state_path = run_dir / "state.json"
@@ -438,6 +445,8 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
         y_epoch = y_train_1h
         if getattr(args, "mixup", 0.0) > 0:
             x_epoch, y_epoch = mixup(x_epoch, y_train_1h, rng, args.mixup)
+        if teacher and getattr(args, "online_teacher", False):
+            y_epoch = distill.online_targets(teacher, x_epoch, y_epoch, args.distill_temperature)
         model.fit(
             x_epoch, y_epoch, validation_data=(x_val, y_val_1h), batch_size=args.batch_size,
             epochs=epoch + 1, initial_epoch=epoch, class_weight=weights, sample_weight=sample_weight, callbacks=callbacks, verbose=0, shuffle=True,

@@ -371,7 +371,10 @@
       async (blob) => {
         try {
           if (!blob || !state.ws || !state.ready) return;
+          const ws = state.ws;
           const bytes = new Uint8Array(await blob.arrayBuffer());
+          // The socket may have closed (or the session stopped) while the bytes were read.
+          if (ws !== state.ws || !state.ready || state.stopping) return;
           if (bytes.length + 5 > MAX_BYTES) {
             state.quality = Math.max(0.4, state.quality - 0.1);
             return;
@@ -380,7 +383,7 @@
           const message = header(KIND_FRAME, seq, bytes.length);
           message.set(bytes, 5);
           state.inflight.set(seq, now());
-          state.ws.send(message);
+          ws.send(message);
         } finally {
           state.capturing = false;
           pump();
