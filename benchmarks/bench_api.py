@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from recognition.client import Client, encode_multipart
+from emotionsite_client import Client, encode_multipart
 
 VENV = REPO / ".venv" / "bin"
 PHOTO = REPO / "tests" / "media" / "test_image.jpg"

@@ -112,7 +112,7 @@ t0 = time.perf_counter()
 import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "emotionsite.settings")
 django.setup()
-from recognition import warmup
+from recognition.operations import warmup
 timings = warmup.warm_up_models()
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))  # ru_maxrss counts the forking parent
 print(json.dumps({"seconds": time.perf_counter() - t0, "rss_mb": hwm / 1024,

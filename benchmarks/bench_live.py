@@ -12,7 +12,7 @@ each 8 frames with a little camera shake. Prints, all from this run on this mach
 - per scene and client count: round trip p50/p95 (send -> reply at the client), sustained fps per
   client and in total, faces found, and the server's own split (medians): decode, detect,
   classify, queue (waiting for a pool thread), server (receive -> reply);
-- baselines: the same frames through ``live.analyze_frame`` in-process (no socket: the floor),
+- baselines: the same frames through ``pipeline.analyze_frame`` in-process (no socket: the floor),
   and a frame-sized message web -> worker -> web through the Redis channel layer (what a
   dedicated inference worker would add on top of the same inference).
 
@@ -197,16 +197,16 @@ def in_process(frames: list[bytes], repeats: int) -> dict:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "emotionsite.settings")
     django.setup()
-    from recognition import live
+    from recognition.live import pipeline, protocol
 
-    limits = live.LiveLimits.from_settings()
+    limits = protocol.LiveLimits.from_settings()
     for payload in frames[:3]:
-        live.analyze_frame(payload, limits)
+        pipeline.analyze_frame(payload, limits)
     times, parts = [], {"decode": [], "detect": [], "classify": []}
     cpu0 = time.process_time()
     for i in range(repeats):
         t0 = time.perf_counter()
-        reply = live.analyze_frame(frames[i % len(frames)], limits)
+        reply = pipeline.analyze_frame(frames[i % len(frames)], limits)
         times.append((time.perf_counter() - t0) * 1000)
         for key, values in parts.items():
             values.append(reply["timings"][f"{key}_ms"])
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, frames in scenes.items():
         base = in_process(frames, 100)
         print(
-            f"  in-process live.analyze_frame, {name:<6}: p50 {pct(base['times'], 50):6.1f} ms  "
+            f"  in-process pipeline.analyze_frame, {name:<6}: p50 {pct(base['times'], 50):6.1f} ms  "
             f"p95 {pct(base['times'], 95):6.1f} ms  (decode {med(base['decode']):.1f}, detect {med(base['detect']):.1f}, "
             f"classify {med(base['classify']):.1f}; {base['faces']} faces; CPU {base['cpu_ms']:.1f} ms/frame)"
         )

@@ -6,8 +6,8 @@ as it serves now (ONNX Runtime, the models ``models/registry.json`` names, faces
     .venv/bin/python -m benchmarks.bench_serving [--frames 100] [--seconds 6] [--skip-video]
 
 Rows (milliseconds unless named; p50/p95 over ``--frames`` frames after a warm-up):
-- live, one client: a 640x480 frame decoded and analysed (``live.decode_frame`` then
-  ``faces.analyze_image`` with the session's tracks, as ``live.analyze_frame`` does), for the
+- live, one client: a 640x480 frame decoded and analysed (``pipeline.decode_frame`` then
+  ``faces.analyze_image`` with the session's tracks, as ``pipeline.analyze_frame`` does), for the
   4-face grid (benchmarks/bench_face) and the selfie (one tilted face, benchmarks/bench_live);
 - live, 4 clients: four sessions, each keeping one frame in flight, sharing a pool of
   ``LIVE_INFERENCE_THREADS`` (2) threads like the live socket's; frames per second per client;
@@ -47,7 +47,7 @@ from benchmarks._common import percentile
 from benchmarks.bench_engines import cpu_flags
 from benchmarks.bench_face import photo_640x480
 from benchmarks.bench_live import scene_frames
-from recognition import live
+from recognition.live import pipeline, protocol
 from recognition.inference import faces, registry, tracking, video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,13 +78,13 @@ def grid_frames(count: int = 8) -> list[bytes]:
     return frames
 
 
-def live_frame(payload: bytes, limits: live.LiveLimits, model: str, tracks: tracking.FaceTracks) -> dict:
-    image, _, _, _ = live.decode_frame(payload, limits)
+def live_frame(payload: bytes, limits: protocol.LiveLimits, model: str, tracks: tracking.FaceTracks) -> dict:
+    image, _, _, _ = pipeline.decode_frame(payload, limits)
     return faces.analyze_image(image, model=model, tracks=tracks)
 
 
 def one_client(config: dict, frames: list[bytes], n: int) -> tuple[float, float, int]:
-    limits, tracks = live.LiveLimits.from_settings(), new_tracks(config)
+    limits, tracks = protocol.LiveLimits.from_settings(), new_tracks(config)
     for payload in frames[:3]:
         live_frame(payload, limits, config["live"], tracks)
     times = []
@@ -97,7 +97,7 @@ def one_client(config: dict, frames: list[bytes], n: int) -> tuple[float, float,
 
 def four_clients(config: dict, frames: list[bytes], seconds: float) -> list[float]:
     """Frames per second of each of 4 sessions sharing a 2-thread pool, each with one frame in flight."""
-    limits = live.LiveLimits.from_settings()
+    limits = protocol.LiveLimits.from_settings()
     pool = ThreadPoolExecutor(max_workers=int(os.environ.get("LIVE_INFERENCE_THREADS", "2")))
     counts = [0] * 4
     stop = time.perf_counter() + seconds
@@ -150,7 +150,7 @@ import json, os, time
 import django
 django.setup()
 from pathlib import Path
-from recognition import warmup
+from recognition.operations import warmup
 from recognition.inference import faces, voice
 media = Path("tests/media")
 warmup.warm_up_models()

@@ -80,7 +80,7 @@ def drop_database(postgres: str, name: str | None) -> None:
 
 def wait_done(ids: list[int], timeout: float) -> float:
     """Seconds until every analysis is done or failed (raises past ``timeout``)."""
-    from recognition.models import Analysis
+    from recognition.analyses.models import Analysis
 
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
@@ -104,7 +104,7 @@ def wait_done(ids: list[int], timeout: float) -> float:
 
 def stored(owner, kind: str, n: int) -> list[int]:
     """``n`` uploads of ``kind`` checked and stored as the site does, not yet sent."""
-    from recognition import services
+    from recognition.analyses import services
 
     return [services.create_analysis(owner=owner, upload=data, filename=name, enqueue=False).pk
             for name, data in inputs(kind, n)]  # fmt: skip
@@ -112,7 +112,7 @@ def stored(owner, kind: str, n: int) -> list[int]:
 
 def in_process(owner, kind: str, n: int) -> float:
     """Analyses per minute run one after another in this process (after one warm-up)."""
-    from recognition import services
+    from recognition.analyses import services
 
     warm, *ids = stored(owner, kind, n + 1)
     services.run_analysis(analysis_id=warm)
@@ -124,7 +124,7 @@ def in_process(owner, kind: str, n: int) -> float:
 
 def send(ids: list[int]) -> list[int]:
     """Send stored analyses to the workers, as the upload does once its transaction commits."""
-    from recognition import services
+    from recognition.analyses import services
 
     for pk in ids:
         services.enqueue_analysis(pk)

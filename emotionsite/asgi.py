@@ -11,7 +11,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 
-from recognition.routing import websocket_urlpatterns
+from emotionsite.routing import websocket_urlpatterns
 
 
 def leave_request_bodies_to_django() -> None:

@@ -32,7 +32,7 @@ app.autodiscover_tasks()
 @worker_process_init.connect
 def _warm_up_pool_process(**kwargs):
     """Each prefork child loads and warms the served models before it takes a task."""
-    from recognition.warmup import on_worker_process_init
+    from recognition.operations.warmup import on_worker_process_init
 
     on_worker_process_init(**kwargs)
 
@@ -40,7 +40,7 @@ def _warm_up_pool_process(**kwargs):
 @worker_ready.connect
 def _warm_up_worker(sender=None, **kwargs):
     """Solo and thread pools run tasks in the worker's own process: warm it there."""
-    from recognition.warmup import on_worker_ready
+    from recognition.operations.warmup import on_worker_ready
 
     on_worker_ready(sender=sender, **kwargs)
 
@@ -50,49 +50,49 @@ def _warm_up_worker(sender=None, **kwargs):
 
 @before_task_publish.connect
 def _request_id_into_headers(**kwargs):
-    from recognition.observability import on_before_task_publish
+    from recognition.operations.observability import on_before_task_publish
 
     on_before_task_publish(**kwargs)
 
 
 @task_prerun.connect
 def _task_started(**kwargs):
-    from recognition.observability import on_task_prerun
+    from recognition.operations.observability import on_task_prerun
 
     on_task_prerun(**kwargs)
 
 
 @task_postrun.connect
 def _task_finished(**kwargs):
-    from recognition.observability import on_task_postrun
+    from recognition.operations.observability import on_task_postrun
 
     on_task_postrun(**kwargs)
 
 
 @task_retry.connect
 def _task_retried(**kwargs):
-    from recognition.observability import on_task_retry
+    from recognition.operations.observability import on_task_retry
 
     on_task_retry(**kwargs)
 
 
 @task_failure.connect
 def _task_failed(**kwargs):
-    from recognition.observability import on_task_failure
+    from recognition.operations.observability import on_task_failure
 
     on_task_failure(**kwargs)
 
 
 @worker_process_shutdown.connect
 def _pool_process_ends(**kwargs):
-    from recognition.observability import on_worker_process_shutdown
+    from recognition.operations.observability import on_worker_process_shutdown
 
     on_worker_process_shutdown(**kwargs)
 
 
 @worker_ready.connect
 def _worker_metrics_endpoint(**kwargs):
-    from recognition.observability import start_worker_endpoint
+    from recognition.operations.observability import start_worker_endpoint
 
     start_worker_endpoint()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import environ
 from csp.constants import NONCE
 
-from recognition.logs import logging_config
+from recognition.operations.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -54,23 +54,29 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
-    "recognition",
-    "privacy",
+    # The product, one app per domain (docs/architecture.md); labels in brackets where the app
+    # kept the label of the app it came from, so its tables and migrations keep their names.
+    "recognition.operations",
+    "recognition.accounts",  # [privacy]
+    "recognition.analyses",  # [recognition]
+    "recognition.corrections",
+    "recognition.live",
+    "recognition.api",
 ]
 
 MIDDLEWARE = [
     # First: request id (X-Request-ID, logs, Celery tasks), HTTP metrics by URL pattern, one log line
-    "recognition.observability.RequestMiddleware",
+    "recognition.operations.observability.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "recognition.csp.CSPMiddleware",  # Content-Security-Policy on every response (django-csp)
-    "recognition.middleware.RangeRequestsMiddleware",  # 206 for media, so players can seek
+    "recognition.operations.csp.CSPMiddleware",  # Content-Security-Policy on every response (django-csp)
+    "recognition.analyses.middleware.RangeRequestsMiddleware",  # 206 for media, so players can seek
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): passed a second factor
-    "privacy.middleware.StaffTwoFactorMiddleware",  # staff must use two-factor sign-in
+    "recognition.accounts.middleware.StaffTwoFactorMiddleware",  # staff must use two-factor sign-in
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -109,12 +115,12 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 # Failed log-ins allowed per client address, and per address and username, within the window
-# (recognition.views.accounts.RateLimitedLoginView); then 429 until the window ends.
+# (recognition.accounts.auth_views.RateLimitedLoginView); then 429 until the window ends.
 LOGIN_FAILURES_PER_IP = env.int("LOGIN_FAILURES_PER_IP", default=20)
 LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=5)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
 LOGIN_REDIRECT_URL = "home"
-# Sign-in security, retention and consent (privacy/, README "Sign-in security, retention and
+# Sign-in security, retention and consent (recognition/accounts/, docs/privacy-and-security.md "Sign-in security, retention and
 # consent"). Self-service sign-ups upload only once their e-mail address is verified.
 REQUIRE_EMAIL_VERIFICATION = env.bool("REQUIRE_EMAIL_VERIFICATION", default=True)
 EMAIL_VERIFICATION_DAYS = env.int("EMAIL_VERIFICATION_DAYS", default=3)
@@ -146,7 +152,7 @@ STORAGES = {
     },
 }
 # Uploaded media is private: it is never served under a public URL, only through
-# owner-checked views (recognition.views.media). MEDIA_URL is deliberately unset in urls.
+# owner-checked views (recognition.analyses.views.analysis_media). MEDIA_URL is deliberately unset in urls.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
@@ -194,7 +200,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 # Load and warm the served models when a worker process or the web server starts
-# (recognition/warmup.py), so the first job is not the slow one. A prefork child warms before it
+# (recognition/operations/warmup.py), so the first job is not the slow one. A prefork child warms before it
 # reports itself up, which takes longer than Celery's default 4 s allowance.
 WARM_UP_MODELS = env.bool("WARM_UP_MODELS", default=True)
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = env.float(
@@ -210,7 +216,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recognition.tasks.requeue_lost",
         "schedule": env.float("REQUEUE_LOST_INTERVAL", default=60.0),
     },
-    # Retention: stored files (or whole analyses) past each account's N days (privacy.tasks).
+    # Retention: stored files (or whole analyses) past each account's N days (recognition.analyses.tasks.purge_expired, named privacy.tasks.purge_expired).
     "retention": {
         "task": "privacy.tasks.purge_expired",
         "schedule": env.float("RETENTION_INTERVAL", default=3600.0),
@@ -293,7 +299,7 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
     SECURE_HSTS_PRELOAD = HTTPS
 
-# Content-Security-Policy (django-csp; recognition/csp.py adds this host's websocket origin to
+# Content-Security-Policy (django-csp; recognition/operations/csp.py adds this host's websocket origin to
 # connect-src). No inline script runs: pages load static files; an inline <script> would need
 # nonce="{{ request.csp_nonce }}". <style> elements only from our static files; style=""
 # attributes (bar widths, aspect ratios set by templates and libraries) stay allowed.
@@ -316,7 +322,7 @@ CONTENT_SECURITY_POLICY = {
 CSP_REPORT_MAX_BYTES = 64 * 1024
 
 # --- Operations: logs and metrics (README "Operate it") ---------------------------------------
-# LOG_FORMAT=json: one JSON object per line (recognition/logs.py), with the request id that also
+# LOG_FORMAT=json: one JSON object per line (recognition/operations/logs.py), with the request id that also
 # reaches the request's Celery tasks; text (default): time, level, logger, [request id], message.
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 LOGGING = logging_config(fmt=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))

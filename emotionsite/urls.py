@@ -1,4 +1,5 @@
-"""Top-level routes. Uploaded media has no public URL: it is served by owner-checked views."""
+"""Top-level routes: each app's urls.py, the API schema and its two viewers. Uploaded media has
+no public URL: it is served by owner-checked views (recognition/analyses)."""
 
 from csp.decorators import csp_update
 from django.contrib import admin
@@ -9,22 +10,14 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from recognition import csp
-from recognition.views import health
-from recognition.views.metrics import metrics_view
+from emotionsite import views
 
 urlpatterns = [
-    # Probes (recognition/health.py): liveness, the process answers; readiness, its dependencies.
-    path("healthz", health.healthz, name="healthz"),
-    path("readyz", health.readyz, name="readyz"),
-    # Prometheus exposition (recognition/metrics.py): METRICS_TOKEN or METRICS_ALLOWED_IPS only.
-    path("metrics", metrics_view, name="metrics"),
-    # Content-Security-Policy violation reports (recognition/csp.py): logged.
-    path("csp-report/", csp.csp_report, name="csp-report"),
+    # healthz, readyz, metrics, csp-report
+    path("", include("recognition.operations.urls")),
     path("admin/", admin.site.urls),
-    path("accounts/", include("recognition.urls_accounts")),
-    # Account page, two-factor sign-in, e-mail verification (privacy/urls.py)
-    path("", include("privacy.urls")),
+    # Sign-up, log-in, password views, the account page, two-factor sign-in, e-mail verification
+    path("", include("recognition.accounts.urls")),
     path("api/v1/", include("recognition.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI with its init script as a static-like file (no inline script: CSP).
@@ -41,5 +34,8 @@ urlpatterns = [
         ),
         name="api-redoc",
     ),
-    path("", include("recognition.urls")),
+    path("", views.home, name="home"),
+    path("", include("recognition.live.urls")),
+    path("", include("recognition.analyses.urls")),
+    path("", include("recognition.corrections.urls")),
 ]

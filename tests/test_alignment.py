@@ -163,7 +163,7 @@ def small_and_large_faces_photo() -> bytes:
 
 @pytest.mark.django_db
 def test_faces_too_small_to_judge_are_marked_and_never_the_headline(user, django_capture_on_commit_callbacks, client):
-    from recognition import services
+    from recognition.analyses import services
 
     photo = small_and_large_faces_photo()
     result = faces.analyze_image(photo)
@@ -185,7 +185,7 @@ def test_faces_too_small_to_judge_are_marked_and_never_the_headline(user, django
 
 
 def test_a_crowd_of_only_tiny_faces_has_no_headline():
-    from recognition.services import _largest_face
+    from recognition.analyses.services import _largest_face
 
     assert _largest_face([{"box": [0, 0, 20, 20], "emotion": "happy", "confidence": 0.9, "too_small": True}]) is None
     assert _largest_face([{"box": [0, 0, 20, 20], "emotion": "happy", "confidence": 0.9, "too_small": True},
@@ -193,12 +193,12 @@ def test_a_crowd_of_only_tiny_faces_has_no_headline():
 
 
 def test_live_replies_mark_small_faces_and_the_recording_skips_their_labels():
-    from recognition import live
+    from recognition.live import pipeline, protocol, recorder
 
     frame = cv2.imencode(".jpg", cv2.imdecode(np.frombuffer(small_and_large_faces_photo(), np.uint8), cv2.IMREAD_COLOR))[1].tobytes()
-    reply = live.analyze_frame(frame, live.LiveLimits(infer_max_width=1600))
+    reply = pipeline.analyze_frame(frame, protocol.LiveLimits(infer_max_width=1600))
     assert any(f["too_small"] for f in reply["faces"]) and any(not f["too_small"] for f in reply["faces"])
-    recorder = live.SessionRecorder()
+    recorder = recorder.SessionRecorder()
     recorder.add_frame(reply)
     assert recorder.face_count == len(reply["faces"])
     assert sum(recorder.labels.values()) == sum(not f["too_small"] for f in reply["faces"])

@@ -22,11 +22,11 @@ from django.core.files.storage import default_storage
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from recognition import services
+from recognition.analyses import services
 from recognition.inference import registry
 from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
-from recognition.models import Analysis
-from recognition.selectors import EXPORT_FIELDS
+from recognition.analyses.models import Analysis
+from recognition.analyses.selectors import EXPORT_FIELDS
 
 REPO = Path(__file__).resolve().parents[1]
 API = "/api/v1"
@@ -805,7 +805,7 @@ def test_readme_curl_example_works_against_a_live_server(live_server, user, pass
 def test_command_line_client_against_a_live_server(
     live_server, user, password, capsys, speech_clip
 ):
-    from recognition import client
+    import emotionsite_client as client
 
     photo = REPO / "tests" / "media" / "test_image.jpg"
     code = client.main([str(photo), str(speech_clip), "--url", live_server.url, "--username", "alice",
@@ -829,7 +829,7 @@ def test_command_line_client_against_a_live_server(
 
 @pytest.mark.django_db(transaction=True)
 def test_command_line_client_reports_bad_credentials(live_server, user, capsys):
-    from recognition import client
+    import emotionsite_client as client
 
     code = client.main(
         [

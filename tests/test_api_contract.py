@@ -11,7 +11,7 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from recognition import media, services
+from recognition.analyses import media, services
 
 API = "/api/v1"
 pytestmark = pytest.mark.django_db

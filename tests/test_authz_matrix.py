@@ -32,9 +32,10 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from recognition import live, services
-from recognition.models import Analysis
-from recognition.routing import websocket_urlpatterns
+from recognition.live import sockets
+from recognition.analyses import services
+from recognition.analyses.models import Analysis
+from emotionsite.routing import websocket_urlpatterns
 from tests.bad_inputs import face_jpeg
 
 PAGE_OBJECT, API_OBJECT = "page-object", "api-object"
@@ -425,7 +426,7 @@ def groups_of(kind: str, user_id: int) -> list[tuple[str, dict]]:
                 {"type": "analysis.update", "analysis": {"id": 1, "status": "done"}},
             )
         ]
-    return [(live.live_group(user_id), {"type": "live.close", "code": 4401})]
+    return [(sockets.live_group(user_id), {"type": "live.close", "code": 4401})]
 
 
 @pytest.mark.django_db(transaction=True)

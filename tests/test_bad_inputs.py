@@ -28,9 +28,10 @@ from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from recognition import live, media, services
+from recognition.live import protocol
+from recognition.analyses import media, services
 from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
-from recognition.models import Analysis
+from recognition.analyses.models import Analysis
 from tests.bad_inputs import CORPUS, Case, encode, face_jpeg
 
 XHR = {"HTTP_ACCEPT": "application/json", "HTTP_X_REQUESTED_WITH": "XMLHttpRequest"}
@@ -318,7 +319,7 @@ async def test_live_socket(case, user, apply_case_settings):
     dropped socket, and a session of only refused messages saves nothing."""
     apply_case_settings(case)
     socket = await live_socket(user)
-    kind = live.KIND_FRAME if case.live == "frame" else live.KIND_AUDIO
+    kind = protocol.KIND_FRAME if case.live == "frame" else protocol.KIND_AUDIO
     await socket.send_to(bytes_data=struct.pack(">BI", kind, 7) + case.data)
     reply = await socket.receive_json_from(timeout=90)
     assert reply.get("seq") == 7, reply
@@ -346,7 +347,7 @@ async def test_live_socket(case, user, apply_case_settings):
     assert count == (0 if saved["id"] is None else 1)
 
 
-def ws_frame(payload: bytes, kind: int = live.KIND_FRAME, seq: int = 1) -> bytes:
+def ws_frame(payload: bytes, kind: int = protocol.KIND_FRAME, seq: int = 1) -> bytes:
     return struct.pack(">BI", kind, seq) + payload
 
 
@@ -401,21 +402,21 @@ WS_MESSAGES = [
     ("header-only", {"bytes_data": b"\x01\0\0\0\1"}, "short"),
     (
         "pcm-odd-size",
-        {"bytes_data": ws_frame(b"\0" * 6401, kind=live.KIND_PCM)},
+        {"bytes_data": ws_frame(b"\0" * 6401, kind=protocol.KIND_PCM)},
         "float32",
     ),
     (
         "pcm-nan",
         {
             "bytes_data": ws_frame(
-                struct.pack("<f", float("nan")) * 8000, kind=live.KIND_PCM
+                struct.pack("<f", float("nan")) * 8000, kind=protocol.KIND_PCM
             )
         },
         "samples",
     ),
     (
         "pcm-too-long",
-        {"bytes_data": ws_frame(b"\0\0\0\0" * 16000 * 6, kind=live.KIND_PCM)},
+        {"bytes_data": ws_frame(b"\0\0\0\0" * 16000 * 6, kind=protocol.KIND_PCM)},
         "at most",
     ),
     (

@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 from django.db import connections
 from django.test import Client
 
-from recognition import live
+from recognition.live import sockets
 
 from .conftest import redis_url
 from .test_consumers import (
@@ -111,7 +111,7 @@ async def test_consumer_round_trip_through_redis(redis_layer, user, other_user):
     await mallory.send_json_to({"type": "ping"})
     assert (await answer(mallory, NEXT))["type"] == "pong"
     await mallory.disconnect()
-    assert live.live_group(user.pk) != live.live_group(other_user.pk)
+    assert sockets.live_group(user.pk) != sockets.live_group(other_user.pk)
 
 
 async def test_an_idle_socket_outlives_the_redis_read_timeout(redis_layer, user):

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import io
 import json
+import time
 import struct
 
 import numpy as np
@@ -19,9 +20,10 @@ from django.test import Client
 from PIL import Image
 
 from emotionsite.asgi import application
-from recognition import live
+from recognition.live import persistence, protocol, scheduling
+from recognition.live import recorder as live_recorder
 from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
-from recognition.models import Analysis
+from recognition.analyses.models import Analysis
 
 from .conftest import MEDIA, SPEECH
 
@@ -55,7 +57,7 @@ def blank_jpeg(size=(320, 240)) -> bytes:
     return out.getvalue()
 
 
-def frame(seq: int, payload: bytes, kind: int = live.KIND_FRAME) -> bytes:
+def frame(seq: int, payload: bytes, kind: int = protocol.KIND_FRAME) -> bytes:
     return struct.pack(">BI", kind, seq) + payload
 
 
@@ -63,7 +65,7 @@ def speech_pcm(seconds: float = 2.0) -> bytes:
     samples, rate = soundfile.read(
         SPEECH / "03-01-03-02-01-01-18.flac", dtype="float32"
     )
-    assert rate == live.PCM_RATE
+    assert rate == protocol.PCM_RATE
     start = int(0.8 * rate)  # skip the silence before the words
     return samples[start : start + int(seconds * rate)].astype("<f4").tobytes()
 
@@ -425,13 +427,13 @@ async def test_an_abandoned_session_is_saved_after_the_grace_period(user, settin
 
 async def test_microphone_chunks_are_answered_with_the_voice_emotion(user):
     socket = await connect(user)
-    await socket.send_to(bytes_data=frame(1, speech_pcm(), kind=live.KIND_PCM))
+    await socket.send_to(bytes_data=frame(1, speech_pcm(), kind=protocol.KIND_PCM))
     reply = await answer(socket)
     assert reply["type"] == "voice" and reply["seq"] == 1, reply
     assert reply["speech"] is True and reply["emotion"] in VOICE_EMOTIONS
     assert set(reply["probabilities"]) == set(VOICE_EMOTIONS)
-    silence = np.zeros(2 * live.PCM_RATE, dtype="<f4").tobytes()
-    await socket.send_to(bytes_data=frame(2, silence, kind=live.KIND_PCM))
+    silence = np.zeros(2 * protocol.PCM_RATE, dtype="<f4").tobytes()
+    await socket.send_to(bytes_data=frame(2, silence, kind=protocol.KIND_PCM))
     quiet = await answer(socket)
     assert (
         quiet["type"] == "voice"
@@ -444,7 +446,7 @@ async def test_microphone_chunks_are_answered_with_the_voice_emotion(user):
         (5, b"\x00" * (4 * 16000 * 6)),
         (6, jpeg()[:32000]),  # a photo sent as audio: wrong kind of data
     ):
-        await socket.send_to(bytes_data=frame(seq, payload, kind=live.KIND_PCM))
+        await socket.send_to(bytes_data=frame(seq, payload, kind=protocol.KIND_PCM))
         error = await answer(socket)
         assert error["type"] == "error" and error["seq"] == seq, error
     await socket.send_json_to({"type": "stop"})
@@ -464,7 +466,7 @@ async def test_microphone_chunks_are_answered_with_the_voice_emotion(user):
 
 
 def test_save_live_session_refuses_a_malformed_summary(user):
-    recorder = live.SessionRecorder()
+    recorder = live_recorder.SessionRecorder()
     summary = recorder.summary()
     for bad in (
         {**summary, "frames": -1},
@@ -473,12 +475,12 @@ def test_save_live_session_refuses_a_malformed_summary(user):
         {},
     ):
         with pytest.raises(ValueError):
-            live.save_live_session(owner=user, summary=bad)
+            persistence.save_live_session(owner=user, summary=bad)
     assert not Analysis.objects.exists()
 
 
 def test_recorder_timeline_stays_bounded():
-    recorder = live.SessionRecorder()
+    recorder = live_recorder.SessionRecorder()
     probs = dict.fromkeys(FACE_EMOTIONS, 0.0) | {"happy": 1.0}
     face = {
         "box": [0, 0, 10, 10],
@@ -486,13 +488,13 @@ def test_recorder_timeline_stays_bounded():
         "confidence": 1.0,
         "probabilities": probs,
     }
-    for second in range(3 * live.MAX_TIMELINE_POINTS):
+    for second in range(3 * live_recorder.MAX_TIMELINE_POINTS):
         recorder.started = (
-            live.time.monotonic() - second
+            time.monotonic() - second
         )  # pretend this frame came `second` s in
         recorder.add_frame({"faces": [face], "server_ms": 10.0})
     summary = recorder.summary()
-    assert len(summary["timeline"]) <= live.MAX_TIMELINE_POINTS
+    assert len(summary["timeline"]) <= live_recorder.MAX_TIMELINE_POINTS
     assert summary["timeline_step"] >= 2
     assert (
         summary["distribution"]["happy"] == 1.0
@@ -500,7 +502,7 @@ def test_recorder_timeline_stays_bounded():
     )
     assert (
         summary["emotion"] == "happy"
-        and summary["frames"] == 3 * live.MAX_TIMELINE_POINTS
+        and summary["frames"] == 3 * live_recorder.MAX_TIMELINE_POINTS
     )
 
 
@@ -514,7 +516,7 @@ async def test_latest_wins_keeps_one_waiting_item():
         await release.wait()
         done.append(item)
 
-    worker = live.LatestWins(process)
+    worker = scheduling.LatestWins(process)
     assert worker.submit(1) is None
     await started.wait()
     assert worker.submit(2) is None  # waits

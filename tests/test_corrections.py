@@ -20,10 +20,13 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from recognition import corrections, live, services
+from recognition.corrections import dataset as correction_dataset, selectors as correction_selectors
+from recognition.live import persistence, recorder
+from recognition.analyses import services
 from recognition.inference import faces
 from recognition.inference.labels import FACE_EMOTIONS
-from recognition.models import Analysis, Correction
+from recognition.analyses.models import Analysis
+from recognition.corrections.models import Correction
 from tests.conftest import MEDIA
 
 API = "/api/v1"
@@ -101,9 +104,9 @@ def live_session(owner, photo: bytes) -> Analysis:
     """A saved live session whose one frame is the photo, analysed as the live page does."""
     if len(photo) not in _FRAMES:
         _FRAMES[len(photo)] = faces.analyze_image(photo)
-    recorder = live.SessionRecorder()
+    recorder = recorder.SessionRecorder()
     recorder.add_frame(_FRAMES[len(photo)])
-    return live.save_live_session(owner=owner, summary=recorder.summary())
+    return persistence.save_live_session(owner=owner, summary=recorder.summary())
 
 
 # ----------------------------------------------------------------------------- items and corrections
@@ -440,12 +443,12 @@ def test_sharing_is_off_by_default_and_controls_the_pool_export(
     theirs = analysed(other_user, face_photo, "theirs.jpg")
     put(mallory_api, theirs.pk, "face-1", {"label": "fear"})
     assert alice_api.get(f"{API}/corrections/sharing/").json() == {"share": False}
-    assert corrections.pool_corrections() == []
+    assert correction_dataset.pool_corrections() == []
 
     for bad in ({"share": "yes"}, {"share": 1}, {"share": None}, {}, ["true"]):
         assert_error(alice_api.put(f"{API}/corrections/sharing/", bad, format="json"), 400)
     assert alice_api.put(f"{API}/corrections/sharing/", {"share": True}, format="json").json() == {"share": True}
-    assert [(c.analysis_id, c.item) for c in corrections.pool_corrections()] == [(photo.pk, "face-1")]
+    assert [(c.analysis_id, c.item) for c in correction_dataset.pool_corrections()] == [(photo.pk, "face-1")]
 
     out = tmp_path / "pool"
     call_command("export_corrections", str(out), "--pool", stdout=io.StringIO())
@@ -460,7 +463,7 @@ def test_sharing_is_off_by_default_and_controls_the_pool_export(
     call_command("export_corrections", str(zipped), "--pool", stdout=io.StringIO())
     assert zipfile.ZipFile(zipped).namelist() == ["manifest.csv", "README.txt"]
     assert alice_client.post("/corrections/sharing/", {"share": "on"}).status_code == 302
-    assert corrections.sharing_of(user)
+    assert correction_selectors.sharing_of(user)
     page = alice_client.get("/corrections/").content.decode()
     assert '<input type="checkbox" name="share" id="id_share" aria-describedby="share-help" checked>' in page
 

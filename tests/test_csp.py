@@ -55,7 +55,7 @@ def test_a_nonce_is_added_only_when_a_template_uses_it(rf):
     from django.http import HttpResponse
     from django.template import engines
 
-    from recognition.csp import CSPMiddleware
+    from recognition.operations.csp import CSPMiddleware
 
     template = engines["django"].from_string('<script nonce="{{ request.csp_nonce }}">1</script>')
 
@@ -139,7 +139,7 @@ def test_other_methods_and_large_bodies(client, settings):
 def test_reports_from_one_address_are_capped_in_the_log(client, caplog):
     from django.core.cache import cache
 
-    from recognition import csp
+    from recognition.operations import csp
 
     cache.clear()
     with caplog.at_level(logging.WARNING, logger="recognition.csp"):

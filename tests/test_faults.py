@@ -28,8 +28,8 @@ from asgiref.sync import sync_to_async
 from django.db import connection, connections
 from django.test import Client
 
-from recognition import services
-from recognition.models import Analysis
+from recognition.analyses import services
+from recognition.analyses.models import Analysis
 from tests.bad_inputs import face_jpeg
 from tests.conftest import redis_url
 from tests.test_tasks_worker import celery_on_redis, database_url  # noqa: F401 - fixture

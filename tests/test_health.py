@@ -12,7 +12,7 @@ import uuid
 import pytest
 from django.test import Client
 
-from recognition import health
+from recognition.operations import health
 from recognition.inference import registry
 from tests.test_channels_redis import production_layer_config
 from tests.test_faults import RedisServer, redis_server, wait_until  # noqa: F401 - fixture
@@ -102,7 +102,7 @@ def test_readyz_is_ready_on_the_test_setup(served_models, settings):
 def test_readyz_waits_for_the_warm_up_calls(served_models, settings, monkeypatch):
     """A process that warms its models at start is not ready until every served model has
     answered its warm-up calls, then is."""
-    from recognition import warmup
+    from recognition.operations import warmup
 
     settings.REDIS_URL = ""
     monkeypatch.setattr(warmup, "_done", None)

@@ -10,8 +10,8 @@ import pytest
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from recognition import media
-from recognition.media import MediaRejected
+from recognition.analyses import media
+from recognition.analyses.media import MediaRejected
 from tests.media_convert import (
     AUDIO_FORMATS,
     IMAGE_FORMATS,

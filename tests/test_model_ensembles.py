@@ -236,7 +236,7 @@ def test_cross_validated_voice_training_serves_the_fold_ensemble(tmp_path, monke
 
 
 def test_live_frames_use_the_live_model_when_one_is_named(face_models, settings):
-    from recognition import live
+    from recognition.live import pipeline, protocol
 
     registry.clear_cache()
     write_ensemble(face_models, "both", ["face_vgg", "face_cnn"], ["hflip"])
@@ -248,9 +248,9 @@ def test_live_frames_use_the_live_model_when_one_is_named(face_models, settings)
     try:
         (face_models / "registry.json").write_text(json.dumps({"face": "both"}))
         assert faces.live_model_name() is None
-        assert live.analyze_frame(frame, live.LiveLimits())["model"]["name"] == "both"
+        assert pipeline.analyze_frame(frame, protocol.LiveLimits())["model"]["name"] == "both"
         (face_models / "registry.json").write_text(json.dumps({"face": "both", "face_live": "face_vgg"}))
-        reply = live.analyze_frame(frame, live.LiveLimits())
+        reply = pipeline.analyze_frame(frame, protocol.LiveLimits())
         assert reply["model"] == {"name": "face_vgg", "version": registry.load_card("face_vgg", face_models)["version"]}
         assert len(reply["faces"]) >= 5
         assert faces.analyze_image(frame)["model"]["name"] == "both"  # uploads keep the served ensemble

@@ -17,8 +17,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from recognition import services
-from recognition.models import Analysis
+from recognition.analyses import services
+from recognition.analyses.models import Analysis
 from tests.media_convert import audio_as, image_as, video_mp4
 
 pytestmark = pytest.mark.django_db

@@ -17,10 +17,10 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from privacy import services as privacy
-from privacy.models import AccountEvent, Profile, RemovedMedia
-from recognition import services
-from recognition.models import Analysis
+from recognition.accounts import services as privacy
+from recognition.accounts.models import AccountEvent, Profile, RemovedMedia
+from recognition.analyses import services
+from recognition.analyses.models import Analysis
 from tests.bad_inputs import face_jpeg
 
 pytestmark = pytest.mark.django_db

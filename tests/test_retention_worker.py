@@ -12,9 +12,9 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from emotionsite.celery import app
-from privacy.models import AccountEvent, RemovedMedia
-from recognition import services
-from recognition.models import Analysis
+from recognition.accounts.models import AccountEvent, RemovedMedia
+from recognition.analyses import services
+from recognition.analyses.models import Analysis
 from tests.bad_inputs import face_jpeg
 from tests.test_tasks_worker import celery_on_redis, worker  # noqa: F401 - fixtures
 

@@ -21,8 +21,8 @@ from django.test import Client
 from django.urls import URLPattern, get_resolver
 from rest_framework.views import APIView
 
-from recognition import services
-from recognition.models import Analysis
+from recognition.analyses import services
+from recognition.analyses.models import Analysis
 from tests.bad_inputs import face_jpeg
 from tests.test_authz_matrix import (
     ALL_ROUTES,

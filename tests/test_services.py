@@ -11,10 +11,10 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import Http404
 
-from recognition import media, selectors, services
+from recognition.analyses import media, selectors, services
 from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
-from recognition.media import MediaRejected
-from recognition.models import Analysis
+from recognition.analyses.media import MediaRejected
+from recognition.analyses.models import Analysis
 from tests.media_convert import audio_as, image_as, video_mp4
 
 pytestmark = pytest.mark.django_db

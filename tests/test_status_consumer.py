@@ -7,9 +7,9 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
-from recognition import services
-from recognition.consumers_status import AnalysisStatusConsumer
-from recognition.models import Analysis
+from recognition.analyses import services
+from recognition.analyses.consumers import AnalysisStatusConsumer
+from recognition.analyses.models import Analysis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

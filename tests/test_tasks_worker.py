@@ -23,9 +23,9 @@ from django.db import connection
 from kombu import pools
 
 from emotionsite.celery import app
-from recognition import services, tasks
+from recognition.analyses import services, tasks
 from recognition.inference.labels import FACE_EMOTIONS
-from recognition.models import Analysis
+from recognition.analyses.models import Analysis
 from tests.conftest import redis_url
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]

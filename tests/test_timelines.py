@@ -12,9 +12,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from recognition import timelines
+from recognition.analyses import timelines
 from recognition.inference import voice
-from recognition.models import Analysis
+from recognition.analyses.models import Analysis
 from tests.conftest import SPEECH
 from tests.media_convert import read_pcm
 

@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from recognition import corrections, services
+from recognition.corrections import dataset as correction_dataset, selectors as correction_selectors, services as corrections
+from recognition.analyses import services
 from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
 from tests.test_training_face import copy_fer
 from training import data as datasets
@@ -35,12 +36,12 @@ def site_export(user, face_photo, speech_clip, tmp_path) -> tuple[Path, Path]:
     for n, _ in enumerate(photo.result["faces"][:4], start=1):
         corrections.set_correction(owner=user, analysis_id=photo.pk, item=f"face-{n}", label=labels[n - 1])
     corrections.set_correction(owner=user, analysis_id=clip.pk, item="window-1", label="calm")
-    chosen = list(corrections.corrections_for(user))
+    chosen = list(correction_selectors.corrections_for(user))
     folder = tmp_path / "export"
-    summary = corrections.write_dataset(chosen, folder)
+    summary = correction_dataset.write_dataset(chosen, folder)
     zipped = tmp_path / "export.zip"
     with open(zipped, "wb") as fh:
-        assert corrections.write_dataset(chosen, fh)["manifest_sha256"] == summary["manifest_sha256"]
+        assert correction_dataset.write_dataset(chosen, fh)["manifest_sha256"] == summary["manifest_sha256"]
     return folder, zipped
 
 

@@ -17,7 +17,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from privacy.models import AccountEvent
+from recognition.accounts.models import AccountEvent
 
 pytestmark = pytest.mark.django_db
 

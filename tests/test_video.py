@@ -17,11 +17,11 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from recognition import media, services
+from recognition.analyses import media, services
 from recognition.inference import faces, fusion, registry, tracking, video
 from recognition.inference.errors import InvalidMedia
 from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
-from recognition.models import Analysis
+from recognition.analyses.models import Analysis
 from tests import test_api
 from tests.video_media import make_video
 
@@ -545,7 +545,7 @@ def test_video_without_audio_through_the_page_shows_the_note(
 
 
 def test_range_header_parsing():
-    from recognition.middleware import parse_range
+    from recognition.analyses.middleware import parse_range
 
     assert parse_range("bytes=0-99", 1000) == (0, 99)
     assert parse_range("bytes=900-", 1000) == (900, 999)

@@ -10,7 +10,9 @@ import pytest
 from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.concurrency.solo import TaskPool as SoloPool
 
-from recognition import live, services, tasks, warmup
+from recognition.live import pipeline
+from recognition.analyses import services, tasks
+from recognition.operations import warmup
 from recognition.inference import registry
 from tests.test_tasks_worker import (  # noqa: F401 - fixtures
     celery_on_redis,
@@ -63,7 +65,7 @@ def test_warm_up_loads_the_served_models_and_a_live_thread(monkeypatch):
     assert set(timings) == {"face_ms", "voice_ms"} and min(timings.values()) > 0
     cached = {name for _, name in registry._cache}
     assert {registry.served_name("face"), registry.served_name("voice")} <= cached
-    assert live._warmed.wait(120)  # one live pool thread has its detector too
+    assert pipeline._warmed.wait(120)  # one live pool thread has its detector too
     assert warmup.warm_up_models() is timings  # once per process
 
 

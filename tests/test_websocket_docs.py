@@ -16,8 +16,9 @@ from django.db import connections
 from django.test import Client
 
 from emotionsite.asgi import application
-from recognition import consumers, consumers_status, live, services
-from recognition.models import Analysis
+from recognition.live import consumers, pipeline, protocol
+from recognition.analyses import consumers as consumers_status, services
+from recognition.analyses.models import Analysis
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "websockets.md"
@@ -73,10 +74,10 @@ def sent_types(module) -> set[str]:
 
 
 def accepted_text_types() -> set[str]:
-    """The strings ``live.parse_text`` compares the message's ``kind`` with."""
+    """The strings ``protocol.parse_text`` compares the message's ``kind`` with."""
     parse_text = next(
         n
-        for n in ast.walk(tree(live))
+        for n in ast.walk(tree(protocol))
         if isinstance(n, ast.FunctionDef) and n.name == "parse_text"
     )
     found = set()
@@ -99,7 +100,7 @@ def accepted_text_types() -> set[str]:
 def error_codes() -> set[str]:
     """``code="..."`` passed to, or defaulted in, the live socket's error paths."""
     found = set()
-    for module in (consumers, live):
+    for module in (consumers, protocol, pipeline):
         for node in ast.walk(tree(module)):
             if isinstance(node, ast.Call):
                 found |= {
@@ -133,8 +134,8 @@ def test_binary_kinds_and_header_are_documented():
     kinds = {
         int(k) for k in re.findall(r"^- \*\*kind (\d)", section, flags=re.MULTILINE)
     }
-    assert kinds == {live.KIND_FRAME, live.KIND_PCM, live.KIND_AUDIO}
-    assert live.HEADER.format == ">BI" and live.HEADER.size == 5
+    assert kinds == {protocol.KIND_FRAME, protocol.KIND_PCM, protocol.KIND_AUDIO}
+    assert protocol.HEADER.format == ">BI" and protocol.HEADER.size == 5
     assert 'struct.pack(">BI"' in section and "big-endian" in section
 
 
@@ -160,7 +161,7 @@ def test_error_and_close_codes_are_documented_and_no_other():
 @pytest.fixture
 async def _no_model_warm_up(monkeypatch):
     """The live socket warms the face model up on connect; these messages need no model."""
-    monkeypatch.setattr(live, "warm_up", lambda: None)
+    monkeypatch.setattr(pipeline, "warm_up", lambda: None)
     yield
     await sync_to_async(connections.close_all)()
 
@@ -241,10 +242,10 @@ async def test_status_socket_sends_only_documented_messages(user):
 
 
 def returned_keys(function_name: str) -> set[str]:
-    """Keys of the dict literal that ``live.<function_name>`` returns."""
+    """Keys of the dict literal that ``pipeline.<function_name>`` returns."""
     function = next(
         n
-        for n in ast.walk(tree(live))
+        for n in ast.walk(tree(pipeline))
         if isinstance(n, ast.FunctionDef) and n.name == function_name
     )
     returned = [

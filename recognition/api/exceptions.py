@@ -22,7 +22,7 @@ from rest_framework.views import exception_handler, set_rollback
 
 from recognition.inference.errors import InvalidMedia
 from recognition.inference.registry import ModelUnavailable
-from recognition.media import MediaRejected
+from recognition.analyses.media import MediaRejected
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
-from recognition.models import Analysis
+from recognition.analyses.models import Analysis
 
 # ----------------------------------------------------------------------------- errors
 

@@ -29,10 +29,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from privacy import services as privacy_services
-from recognition import corrections, exports, media, selectors, services
+from recognition.accounts import services as privacy_services
+from recognition.corrections import dataset as correction_dataset, items as correction_items, selectors as correction_selectors, services as corrections
+from recognition.analyses import exports, media, selectors, services
 from recognition.inference import registry
-from recognition.models import Analysis
+from recognition.analyses.models import Analysis
 
 from .exceptions import LabelConflict, PayloadTooLarge
 from .serializers import (
@@ -462,7 +463,8 @@ class StatsView(ApiView):
         summary="Your dashboard numbers",
     )
     def get(self, request: Request) -> Response:
-        return Response(selectors.stats_for(request.user))
+        stats = selectors.stats_for(request.user)
+        return Response({**stats, "corrections": correction_selectors.agreement_for(request.user)})
 
 
 def served_models() -> dict[str, str]:
@@ -538,14 +540,14 @@ class ModelsView(ApiView):
 # ----------------------------------------------------------------------------- corrections
 
 ITEM_PARAMETER = OpenApiParameter(
-    "item", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=f"^({corrections.ITEM_PATTERN})$",
+    "item", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=f"^({correction_items.ITEM_PATTERN})$",
     description="The item: `face-<n>` (a photo's face n, from 1), `track-<id>` (a video's person), "
     "`recording` or `window-<n>` (a recording, window n from 1), `session` (a live session).",
 )  # fmt: skip
 
 
 def correction_item(request: Request, pk: int, item: str) -> dict[str, Any]:
-    for found in corrections.items_for(request.user, pk):
+    for found in correction_selectors.items_for(request.user, pk):
         if found.key == item:
             return found.as_dict()
     raise NotFound("No such item in this analysis.")  # pragma: no cover - set_correction checked it
@@ -561,7 +563,7 @@ class CorrectionItemsView(ApiView):
         "prediction and your correction (`label`, null when none). Empty until the analysis is done.",
     )
     def get(self, request: Request, pk: int) -> Response:
-        return Response([item.as_dict() for item in corrections.items_for(request.user, pk)])
+        return Response([item.as_dict() for item in correction_selectors.items_for(request.user, pk)])
 
 
 class CorrectionView(ApiView):
@@ -627,8 +629,8 @@ class CorrectionListView(ApiView):
     )
     def get(self, request: Request) -> Response:
         paginator = self.pagination_class()
-        page = paginator.paginate_queryset(corrections.corrections_for(request.user), request, view=self)
-        return paginator.get_paginated_response([corrections.correction_row(c) for c in page])
+        page = paginator.paginate_queryset(correction_selectors.corrections_for(request.user), request, view=self)
+        return paginator.get_paginated_response([correction_selectors.correction_row(c) for c in page])
 
 
 class CorrectionExportView(ApiView):
@@ -649,7 +651,7 @@ class CorrectionExportView(ApiView):
         summary="Your corrected items as a training dataset (zip)",
     )
     def get(self, request: Request) -> HttpResponse:
-        return corrections.dataset_response(request.user)
+        return correction_dataset.dataset_response(request.user)
 
 
 class SharingView(ApiView):
@@ -662,7 +664,7 @@ class SharingView(ApiView):
         summary="Whether you share your corrections",
     )
     def get(self, request: Request) -> Response:
-        return Response({"share": corrections.sharing_of(request.user)})
+        return Response({"share": correction_selectors.sharing_of(request.user)})
 
     @extend_schema(
         operation_id="corrections_sharing_set",

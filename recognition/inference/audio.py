@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import config
 from .errors import InvalidMedia
 
 SAMPLE_RATE = 16_000
@@ -111,15 +112,8 @@ def _describe_not_audio(data: bytes) -> str:
 
 
 def default_max_seconds() -> float:
-    """settings.MAX_AUDIO_SECONDS when Django is configured, else 300 s."""
-    try:
-        from django.conf import settings
-
-        if settings.configured:
-            return float(getattr(settings, "MAX_AUDIO_SECONDS", DEFAULT_MAX_SECONDS))
-    except ImportError:  # pragma: no cover
-        pass
-    return DEFAULT_MAX_SECONDS
+    """``config.max_audio_seconds`` (the MAX_AUDIO_SECONDS setting in the web layer; 300 s)."""
+    return float(config.get().max_audio_seconds)
 
 
 def _too_long(seconds: float, limit: float) -> InvalidMedia:

@@ -20,10 +20,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from recognition import metrics
 from recognition.inference import registry
 from recognition.inference.errors import InvalidMedia
-from recognition.inference.images import DEFAULT_MAX_IMAGE_PIXELS, decode_image, setting
+from recognition.inference import config
+from recognition.inference.images import decode_image
 from recognition.inference.preprocessing import (
     ALIGN_MIN_DEGREES,
     align_face,
@@ -127,7 +127,7 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
         )
     if bgr.size == 0:
         raise InvalidMedia("The image has no pixels.")
-    max_pixels = setting("MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)
+    max_pixels = config.get().max_image_pixels
     if bgr.shape[0] * bgr.shape[1] > max_pixels:
         raise InvalidMedia(
             f"The image is too large: more than {max_pixels / 1e6:g} megapixels."
@@ -342,9 +342,9 @@ def tracked_face_crops(
         ids = [0] * len(detections)
     else:
         ids = tracks.assign([list(box) for box, _, _ in detections], [getattr(lm, "turn", None) for _, _, lm in detections])
-    if not setting("FACE_ALIGN", True):
+    if not config.get().face_align:
         return ids, [align_face(gray, tuple(box), None) for box, _, _ in detections]
-    refine = bool(setting("FACE_ALIGN_REFINE", True))
+    refine = config.get().face_align_refine
     crops = []
     for track, (box, _, landmarks) in zip(ids, detections, strict=True):
         if not refine:
@@ -387,7 +387,7 @@ def analyze_image(
     orientation applied for bytes). ``decode_ms``: what the caller already spent decoding an
     array it passes, counted in the decode stage. ``tracks``: a live session's faces so far
     (``tracking.FaceTracks``), so a tilted face is not refined again on every frame. Every call is measured per stage
-    (``recognition.metrics.observe_inference``): uploads, the API, workers and live frames.
+    (``config.observe``: the web layer's metrics): uploads, the API, workers and live frames.
     """
     started = time.perf_counter()
     if isinstance(image, (bytes, bytearray, memoryview)):
@@ -432,7 +432,7 @@ def analyze_image(
         "detect_ms": round((detected - loaded_at) * 1000, 2),
         "classify_ms": round((classified - detected) * 1000, 2),
     }
-    metrics.observe_inference(loaded.name, timings)
+    config.get().observe(loaded.name, timings)
     return {
         "width": int(bgr.shape[1]),
         "height": int(bgr.shape[0]),

@@ -209,10 +209,7 @@ def overall(fused: Sequence[Mapping[str, Any] | None]) -> dict[str, Any] | None:
 
 
 def main() -> None:  # pragma: no cover - a reporting command
-    """Print the per-class weights of the served face and voice models."""
-    import django
-
-    django.setup()
+    """Print the per-class weights of the served face and voice models (MODELS_DIR, else models/)."""
     from .registry import load_card, served_name
 
     cards = {task: load_card(served_name(task)) for task in ("face", "voice")}
@@ -233,7 +230,4 @@ def main() -> None:  # pragma: no cover - a reporting command
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import os
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "emotionsite.settings")
     main()

@@ -1,8 +1,8 @@
 """Image bytes -> numpy array, safely: magic bytes first, dimensions checked before any pixel is
 decoded (decompression bombs), EXIF orientation applied, every colour mode normalised to uint8.
 
-Used by ``faces.analyze_image`` and by the upload path; works without Django settings configured
-(then the defaults below apply).
+Used by ``faces.analyze_image`` and by the upload path; the limits come from ``config`` (the
+MAX_IMAGE_PIXELS and MAX_UPLOAD_BYTES settings in the web layer, else the defaults below).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from recognition.inference import config
 from recognition.inference.errors import InvalidMedia
 
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
@@ -39,18 +40,6 @@ VIDEO_BRANDS = {
 
 _plugins_lock = threading.Lock()
 _plugins_ready = False
-
-
-def setting(name: str, default: int) -> int:
-    """A Django setting when Django is configured, else ``default`` (training, scripts)."""
-    from django.core.exceptions import ImproperlyConfigured
-
-    try:
-        from django.conf import settings
-
-        return int(getattr(settings, name, default))
-    except (ImportError, ImproperlyConfigured):  # outside a configured Django project
-        return default
 
 
 def sniff_image_format(data: bytes) -> str | None:
@@ -94,7 +83,7 @@ def _register_plugins() -> None:
         except ImportError:  # pragma: no cover - pillow_heif is in requirements.txt
             pass
         # Pillow's own guard (raises above twice this) also protects any other Pillow use.
-        Image.MAX_IMAGE_PIXELS = setting("MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)
+        Image.MAX_IMAGE_PIXELS = config.get().max_image_pixels
         _plugins_ready = True
 
 
@@ -136,7 +125,7 @@ def image_size(data: bytes, *, max_pixels: int | None = None) -> tuple[int, int]
     """(width, height) from the header only; raises InvalidMedia like ``decode_image``."""
     _check_bytes(data)
     return _open(
-        data, max_pixels or setting("MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)
+        data, max_pixels or config.get().max_image_pixels
     ).size
 
 
@@ -145,7 +134,7 @@ def _check_bytes(data: object) -> str:
         raise InvalidMedia(f"Expected image bytes, got {type(data).__name__}.")
     if len(data) == 0:
         raise InvalidMedia("The image file is empty.")
-    max_bytes = setting("MAX_UPLOAD_BYTES", DEFAULT_MAX_BYTES)
+    max_bytes = config.get().max_upload_bytes
     if len(data) > max_bytes:
         raise InvalidMedia(f"The image file is larger than {max_bytes / 1e6:.0f} MB.")
     kind = sniff_image_format(data)
@@ -224,7 +213,7 @@ def decode_image(
     from PIL import Image
 
     _check_bytes(data)
-    max_pixels = max_pixels or setting("MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)
+    max_pixels = max_pixels or config.get().max_image_pixels
     image = _open(bytes(data), max_pixels)
     try:
         with warnings.catch_warnings():

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from recognition.inference import config
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -30,14 +32,9 @@ class ModelUnavailable(RuntimeError):
 
 
 def models_dir() -> Path:
-    try:
-        from django.conf import settings
-
-        if settings.configured:
-            return Path(settings.MODELS_DIR)
-    except ImportError:  # pragma: no cover - django is always installed here
-        pass
-    return Path(os.environ.get("MODELS_DIR", Path(__file__).resolve().parents[2] / "models"))
+    """``config.models_dir``: the MODELS_DIR setting in the web layer, else the environment
+    variable, else the repository's models/."""
+    return Path(config.get().models_dir)
 
 
 def sha256_file(path: Path) -> str:

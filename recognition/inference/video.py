@@ -40,9 +40,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from recognition import metrics
 
-from . import audio, faces, fusion, registry, voice
+from . import audio, config, faces, fusion, registry, voice
 from .errors import InvalidMedia
 from .preprocessing import to_gray
 from .tracking import TRACK_IOU, FaceTracks, IoUTracker, Track, iou  # noqa: F401  (video.IoUTracker, video.iou)
@@ -485,7 +484,7 @@ def analyze_video(
         progress(0.95)
 
     # The whole video's face stages, one observation each (its sound track was measured by voice).
-    metrics.observe_inference(
+    config.get().observe(
         face_model.name,
         {
             "decode_ms": decoded.decode_ms - face_ms,

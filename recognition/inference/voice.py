@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recognition import metrics
 
-from . import audio
+from . import audio, config
 from .registry import LoadedModel, apply_temperature, get_model
 
 
@@ -93,7 +92,7 @@ def analyse_signal(signal: np.ndarray, model: LoadedModel) -> dict:
     speech = bool(scores.speech.any())
     overall = _aggregate(scores.probabilities, scores) if speech else None
     timings = {"features_ms": round(scores.features_ms, 1), "classify_ms": round(scores.classify_ms, 1)}
-    metrics.observe_inference(model.name, timings)  # uploads, video sound tracks, live audio
+    config.get().observe(model.name, timings)  # uploads, video sound tracks, live audio
     return {
         "emotion": classes[int(overall.argmax())] if overall is not None else None,
         "confidence": round(float(overall.max()), 4) if overall is not None else None,
@@ -115,7 +114,7 @@ def analyze_audio(data: bytes | np.ndarray, *, max_seconds: float | None = None)
     signal = audio.as_signal(data, max_seconds=max_seconds)
     decode_ms = (time.perf_counter() - t0) * 1000
     model = get_model(task="voice")
-    metrics.observe_inference(model.name, {"decode_ms": decode_ms})
+    config.get().observe(model.name, {"decode_ms": decode_ms})
     result = analyse_signal(signal, model)
     result["timings"] = {"decode_ms": round(decode_ms, 1), **result["timings"]}
     return result

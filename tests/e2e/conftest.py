@@ -52,7 +52,8 @@ class SeededSite:
 LIVE_SESSION = """
 import os
 from django.contrib.auth.models import User
-from recognition.live import SessionRecorder, save_live_session
+from recognition.live.persistence import save_live_session
+from recognition.live.recorder import SessionRecorder
 User.objects.create_user(os.environ["SITE_USERNAME"], password=os.environ["SITE_PASSWORD"])
 rec = SessionRecorder()
 probs = {"happy": 0.7, "neutral": 0.2, "sad": 0.1}

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class AnalysesConfig(AppConfig):
+    """Uploads and their results. The label stays ``recognition`` (the app's name before the
+    split), so its tables, migrations, content types and permissions keep their names."""
+
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "recognition.analyses"
+    label = "recognition"
+    verbose_name = "Emotion recognition"
