@@ -29,6 +29,7 @@ from tests.livesite import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "clients" / "python"))  # the API client is a standalone script
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from emotionsite_client import Client, encode_multipart

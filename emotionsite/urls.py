@@ -3,7 +3,8 @@ no public URL: it is served by owner-checked views (recognition/analyses)."""
 
 from csp.decorators import csp_update
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import (
     SpectacularAPIView,
     SpectacularRedocView,
@@ -15,6 +16,11 @@ from emotionsite import views
 urlpatterns = [
     # healthz, readyz, metrics, csp-report
     path("", include("recognition.operations.urls")),
+    # Corrections moved from the recognition app to their own: old admin bookmarks still work.
+    re_path(
+        r"^admin/recognition/(?P<rest>(?:correction|accountsettings)/.*)$",
+        RedirectView.as_view(url="/admin/corrections/%(rest)s", permanent=True, query_string=True),
+    ),
     path("admin/", admin.site.urls),
     # Sign-up, log-in, password views, the account page, two-factor sign-in, e-mail verification
     path("", include("recognition.accounts.urls")),

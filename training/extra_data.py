@@ -86,9 +86,9 @@ EXTRA_ACTOR = 0  # voice: extra clips count as actor 0, never one of the validat
 
 
 def voice_clips(paths: list[Path] | None) -> tuple[list, list[dict]]:
-    """(``training.voice.Clip``s of every export's ``voice/<label>/*.wav``, card entries)."""
+    """(``training.clips.Clip``s of every export's ``voice/<label>/*.wav``, card entries)."""
     from recognition.inference.labels import VOICE_EMOTIONS
-    from training.voice import Clip
+    from training.clips import Clip
 
     clips, entries = [], []
     for path in paths or []:

@@ -10,7 +10,8 @@ and as 48 kHz WAV / MP3 / M4A. Checkpoints every epoch in training/runs/<name>/;
 import argparse
 import sys
 
-from training.voice import add_arguments, train
+from training.voice import add_arguments
+from training.voice_folds import train
 
 
 def main(argv=None) -> dict:

@@ -22,7 +22,6 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 from recognition.inference import audio
 from recognition.inference.labels import VOICE_EMOTIONS
 from training import extra_data
+from training.clips import Clip
 from training.common import mixup, next_version, strip_optimizer
 from training.metrics import (
     ece_noise_floor,
@@ -58,13 +58,6 @@ def _keras():
 
 # ---------------------------------------------------------------------------------------------
 # Data
-
-
-@dataclass(frozen=True)
-class Clip:
-    path: Path
-    label: int
-    actor: int
 
 
 def parse_ravdess_name(path: Path) -> tuple[int, int] | None:
@@ -503,13 +496,10 @@ def run_logger(run_root: Path) -> Callable[[str], None]:
 
 def train(args: argparse.Namespace) -> dict:
     """Stage 1 (1-12 / 13-16), temperature, stage 2 (1-16), test on 17-20; writes model + card.
-    With ``--folds K``: cross-validation over actor folds, see ``training.voice_folds``."""
+    ``--folds K`` (cross-validation over actor folds) is ``training.voice_folds.train``'s, which
+    the command (``training.train_voice``) calls: this module does not import the folds."""
     if getattr(args, "folds", 0):
-        if getattr(args, "extra_data", None):
-            raise SystemExit("--extra-data is for a single model, not with --folds")
-        from training.voice_folds import train_folds
-
-        return train_folds(args)
+        raise SystemExit("--folds K: run training.train_voice (training.voice_folds.train)")
     args = apply_defaults(args)
     started = time.time()
     run_root = Path(args.runs) / args.name

@@ -26,7 +26,9 @@ from recognition.inference import audio
 from recognition.inference.labels import VOICE_EMOTIONS
 from training.common import next_version, strip_optimizer
 from training.metrics import fit_temperature, summarise
+from training.voice import train as voice_train
 from training.voice import (
+    evaluate_folder,
     ARCHITECTURES,
     TEST_ACTORS,
     _keras,
@@ -210,8 +212,6 @@ def train_folds(args) -> dict:
     }
     write_card(card, out)
     registry.clear_cache()
-    from training.voice import evaluate_folder
-
     test = evaluate_folder(args.data, args.name, directory=out, actors=TEST_ACTORS, limit=args.limit)
     card["metrics"]["test_uncalibrated_ece"] = test.pop("uncalibrated_ece")
     card["metrics"]["test"] = test
@@ -257,3 +257,13 @@ def args_from_recipe(recipe: dict, **overrides) -> argparse.Namespace:
     for key, value in overrides.items():
         setattr(args, key, value)
     return apply_defaults(args)
+
+
+def train(args: argparse.Namespace) -> dict:
+    """What ``training.train_voice`` runs: the folds with ``--folds K``, else one model
+    (``training.voice.train``)."""
+    if getattr(args, "folds", 0):
+        if getattr(args, "extra_data", None):
+            raise SystemExit("--extra-data is for a single model, not with --folds")
+        return train_folds(args)
+    return voice_train(args)

@@ -1,6 +1,6 @@
 """A small command-line client for the emotionsite REST API, using only the standard library.
 
-    python -m recognition.client photo.jpg voice.flac --url http://127.0.0.1:8000 \\
+    python clients/python/emotionsite_client.py photo.jpg voice.flac --url http://127.0.0.1:8000 \\
         --username alice --password ... [--wait 30] [--json]
 
 The token comes from ``--token`` (or ``EMOTIONSITE_TOKEN``), else from ``--username`` and
@@ -170,7 +170,7 @@ def summary(name: str, analysis: dict[str, Any]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m recognition.client", description=__doc__.split("\n")[0]
+        prog="emotionsite_client.py", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "files",

@@ -9,3 +9,9 @@ class AnalysesConfig(AppConfig):
     name = "recognition.analyses"
     label = "recognition"
     verbose_name = "Emotion recognition"
+
+    def ready(self) -> None:
+        from recognition.analyses import selectors
+        from recognition.operations import metrics
+
+        metrics.unfinished_source = selectors.unfinished_counts  # the queue gauges of /metrics

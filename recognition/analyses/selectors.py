@@ -72,6 +72,16 @@ def status_for(user: Any, ids: list[int]) -> list[Analysis]:
     return list(_owned(user).filter(pk__in=ids[:100]))
 
 
+def unfinished_counts() -> list[tuple[str, str, int]]:
+    """(kind, status, n) of every analysis queued or running now (the metrics' gauge)."""
+    return list(
+        Analysis.objects.filter(status__in=("queued", "running"))
+        .values_list("kind", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+
+
 def stats_for(user: Any) -> dict[str, Any]:
     """Counts for the dashboard: totals, emotion distribution, per day and per modality (the
     API's stats add the corrections' agreement, ``corrections.selectors.agreement_for``)."""

@@ -74,9 +74,7 @@ def export(keras_model: Any, keras_path: Path, probe: np.ndarray | None = None) 
     import tensorflow as tf
     import tf2onnx
 
-    from recognition.inference.registry import (
-        sha256_file,  # here: registry imports this module lazily
-    )
+    from recognition.inference.files import sha256_file
 
     keras_path = Path(keras_path)
     onnx_path = keras_path.with_suffix(".onnx")

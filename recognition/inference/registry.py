@@ -12,7 +12,6 @@ live, video, evaluation) serves an ensemble through the same code.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from recognition.inference import config
+from recognition.inference.files import sha256_file  # registry.sha256_file for the trainers
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -35,14 +35,6 @@ def models_dir() -> Path:
     """``config.models_dir``: the MODELS_DIR setting in the web layer, else the environment
     variable, else the repository's models/."""
     return Path(config.get().models_dir)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def served_name(task: str, directory: Path | None = None) -> str:

@@ -28,7 +28,7 @@ import contextlib
 import ipaddress
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 
 from prometheus_client import (
@@ -179,6 +179,11 @@ def count_failure(task: str) -> None:
 # --- state read at scrape time (web process only) -----------------------------------------------
 
 
+# (kind, status, count) of the analyses queued or running now: set by the analyses app when it is
+# ready (``recognition.analyses.selectors.unfinished_counts``), so operations imports no app.
+unfinished_source: Callable[[], Iterable[tuple[str, str, int]]] | None = None
+
+
 class StateCollector:
     """Queue depth in the broker and unfinished analyses in the database, read per scrape with
     short time bounds; a dependency that does not answer is reported as down, never raised."""
@@ -221,17 +226,8 @@ class StateCollector:
             labels=["kind", "status"],
         )
         try:
-            from django.db.models import Count
-
-            from recognition.analyses.models import Analysis
-
             counts = {(k, s): 0 for k in ("image", "audio", "video") for s in ("queued", "running")}
-            rows = (
-                Analysis.objects.filter(status__in=("queued", "running"))
-                .values_list("kind", "status")
-                .annotate(n=Count("pk"))
-                .order_by()
-            )
+            rows = unfinished_source() if unfinished_source is not None else []
             for kind, status, n in rows:
                 counts[(kind, status)] = n
             for (kind, status), n in sorted(counts.items()):
