@@ -193,12 +193,13 @@ def test_a_crowd_of_only_tiny_faces_has_no_headline():
 
 
 def test_live_replies_mark_small_faces_and_the_recording_skips_their_labels():
-    from recognition.live import pipeline, protocol, recorder
+    from recognition.live import pipeline, protocol
+    from recognition.live.recorder import SessionRecorder
 
     frame = cv2.imencode(".jpg", cv2.imdecode(np.frombuffer(small_and_large_faces_photo(), np.uint8), cv2.IMREAD_COLOR))[1].tobytes()
     reply = pipeline.analyze_frame(frame, protocol.LiveLimits(infer_max_width=1600))
     assert any(f["too_small"] for f in reply["faces"]) and any(not f["too_small"] for f in reply["faces"])
-    recorder = recorder.SessionRecorder()
+    recorder = SessionRecorder()
     recorder.add_frame(reply)
     assert recorder.face_count == len(reply["faces"])
     assert sum(recorder.labels.values()) == sum(not f["too_small"] for f in reply["faces"])

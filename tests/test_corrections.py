@@ -21,7 +21,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from recognition.corrections import dataset as correction_dataset, selectors as correction_selectors
-from recognition.live import persistence, recorder
+from recognition.live import persistence
+from recognition.live.recorder import SessionRecorder
 from recognition.analyses import services
 from recognition.inference import faces
 from recognition.inference.labels import FACE_EMOTIONS
@@ -104,7 +105,7 @@ def live_session(owner, photo: bytes) -> Analysis:
     """A saved live session whose one frame is the photo, analysed as the live page does."""
     if len(photo) not in _FRAMES:
         _FRAMES[len(photo)] = faces.analyze_image(photo)
-    recorder = recorder.SessionRecorder()
+    recorder = SessionRecorder()
     recorder.add_frame(_FRAMES[len(photo)])
     return persistence.save_live_session(owner=owner, summary=recorder.summary())
 

@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from recognition.accounts import services as privacy
 from recognition.accounts.models import AccountEvent, Profile, RemovedMedia
-from recognition.analyses import services
+from recognition.analyses import retention, services
 from recognition.analyses.models import Analysis
 from tests.bad_inputs import face_jpeg
 
@@ -137,7 +137,7 @@ def test_retention_deletes_files_and_keeps_results(user, settings, django_captur
     assert len(old_files) >= 2  # the original and its renditions
 
     with django_capture_on_commit_callbacks(execute=True):  # files go once the deletion commits
-        totals = privacy.purge_expired()
+        totals = retention.purge_expired()
 
     assert totals["media"] == 1
     assert not [n for n in files_under(settings.MEDIA_ROOT) if old.uid.hex in n]
@@ -147,7 +147,7 @@ def test_retention_deletes_files_and_keeps_results(user, settings, django_captur
     assert RemovedMedia.objects.filter(analysis=old).exists()
     event = AccountEvent.objects.get(user=user, kind="expired_media")
     assert event.count == 1
-    assert privacy.purge_expired()["media"] == 0  # repeatable
+    assert retention.purge_expired()["media"] == 0  # repeatable
 
 
 def test_account_setting_overrides_the_site_default(user, other_user, settings, django_capture_on_commit_callbacks):
@@ -159,7 +159,7 @@ def test_account_setting_overrides_the_site_default(user, other_user, settings, 
     backdate(theirs, 10)
     privacy.set_retention(user=user, mode="all", days=7)
     with django_capture_on_commit_callbacks(execute=True):
-        assert privacy.purge_expired()["all"] == 1
+        assert retention.purge_expired()["all"] == 1
     assert not Analysis.objects.filter(pk=mine.pk).exists()
     assert Analysis.objects.filter(pk=theirs.pk).exists()
     assert not [n for n in files_under(settings.MEDIA_ROOT) if mine.uid.hex in n]
@@ -178,7 +178,7 @@ def test_history_shows_when_each_file_goes(alice_client, user, settings):
     privacy.set_retention(user=user, mode="default", days=30)
     Analysis.objects.filter(pk=analysis.pk).update(status="done")
     backdate(analysis, 40)
-    privacy.purge_expired()
+    retention.purge_expired()
     html = alice_client.get("/history/").content.decode()
     assert "File deleted on" in html and "results kept" in html
     detail = alice_client.get(f"/analyses/{analysis.pk}/")

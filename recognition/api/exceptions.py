@@ -20,9 +20,9 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
 
+from recognition.analyses.media import MediaRejected
 from recognition.inference.errors import InvalidMedia
 from recognition.inference.registry import ModelUnavailable
-from recognition.analyses.media import MediaRejected
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
 from recognition.analyses.models import Analysis
+from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
 
 # ----------------------------------------------------------------------------- errors
 

@@ -2,14 +2,14 @@
 
 from django.urls import path, re_path
 
-from . import views
+from . import corrections, tokens, views
 from .exceptions import not_found
 
 app_name = "api"
 
 urlpatterns = [
-    path("auth/token/", views.TokenView.as_view(), name="token"),
-    path("auth/token/revoke/", views.TokenRevokeView.as_view(), name="token-revoke"),
+    path("auth/token/", tokens.TokenView.as_view(), name="token"),
+    path("auth/token/revoke/", tokens.TokenRevokeView.as_view(), name="token-revoke"),
     path("analyses/", views.AnalysisListView.as_view(), name="analysis-list"),
     path(
         "analyses/<int:pk>/", views.AnalysisDetailView.as_view(), name="analysis-detail"
@@ -21,21 +21,21 @@ urlpatterns = [
     ),
     path(
         "analyses/<int:pk>/corrections/",
-        views.CorrectionItemsView.as_view(),
+        corrections.CorrectionItemsView.as_view(),
         name="analysis-corrections",
     ),
     path(
         "analyses/<int:pk>/corrections/<str:item>/",
-        views.CorrectionView.as_view(),
+        corrections.CorrectionView.as_view(),
         name="analysis-correction",
     ),
-    path("corrections/", views.CorrectionListView.as_view(), name="corrections"),
+    path("corrections/", corrections.CorrectionListView.as_view(), name="corrections"),
     path(
         "corrections/export.zip",
-        views.CorrectionExportView.as_view(),
+        corrections.CorrectionExportView.as_view(),
         name="corrections-export",
     ),
-    path("corrections/sharing/", views.SharingView.as_view(), name="corrections-sharing"),
+    path("corrections/sharing/", corrections.SharingView.as_view(), name="corrections-sharing"),
     path("export.csv", views.ExportCsvView.as_view(), name="export-csv"),
     path("export.json", views.ExportJsonView.as_view(), name="export-json"),
     path("models/", views.ModelsView.as_view(), name="models"),

@@ -22,7 +22,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from recognition.inference.errors import InvalidMedia
 from recognition.inference.registry import ModelUnavailable
 from recognition.inference.tracking import FaceTracks
-from recognition.live import persistence, pipeline, protocol, recorder, scheduling, sockets
+from recognition.live import persistence, pipeline, protocol, scheduling, sockets
+from recognition.live.recorder import SessionRecorder, parked
 from recognition.operations import metrics
 
 log = logging.getLogger("recognition.consumers")  # the name the logs have always shown
@@ -36,7 +37,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     user: Any
     limits: protocol.LiveLimits
-    recorder: recorder.SessionRecorder
+    recorder: SessionRecorder
     session_id: str
 
     async def connect(self) -> None:
@@ -54,7 +55,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.limits = protocol.LiveLimits.from_settings()
         self.rate = scheduling.RateLimiter(self.limits.max_messages_per_second)
         self.rejected = 0
-        self.recorder = recorder.SessionRecorder()
+        self.recorder = SessionRecorder()
         self.session_id = uuid.uuid4().hex
         self.tracks = FaceTracks()  # this socket's faces, followed from frame to frame
         self.frames = scheduling.LatestWins(self._process_frame)
@@ -84,14 +85,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
             sockets.live_group(self.user.pk), self.channel_name
         )
         if not self.recorder.empty and self.recorder.saved_id is None:
-            recorder.parked.park(
+            parked.park(
                 (self.user.pk, self.session_id),
                 self.recorder,
                 self.limits.resume_seconds,
                 self._save_parked,
             )
 
-    async def _save_parked(self, recorder: recorder.SessionRecorder) -> None:
+    async def _save_parked(self, recorder: SessionRecorder) -> None:
         try:
             await database_sync_to_async(persistence.save_live_session)(
                 owner=self.user, summary=recorder.summary()
@@ -155,7 +156,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         """Start or resume a session: a reconnecting page sends the id it was given."""
         resumed = False
         if session:
-            recorder = recorder.parked.take((self.user.pk, session))
+            recorder = parked.take((self.user.pk, session))
             if recorder is not None:
                 self.recorder, self.session_id, resumed = recorder, session, True
                 log.info(
@@ -178,7 +179,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def _stop(self) -> None:
         """Save the session to history and start a fresh one on the same socket."""
-        recorder, self.recorder = self.recorder, recorder.SessionRecorder()
+        recorder, self.recorder = self.recorder, SessionRecorder()
         stopped, self.session_id = self.session_id, uuid.uuid4().hex
         metrics.live_session_started()
         if recorder.empty:

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from recognition.operations import views as health, views as metrics
+from recognition.operations import health, metrics
 
 
 @never_cache
