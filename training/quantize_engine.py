@@ -5,8 +5,8 @@
 
 With ``--served`` the decision is taken where it matters: every network member of the served
 model (an ensemble with its views) is quantized, and the served model as a whole, int8 members
-against float ones, is compared on validation (the rule) and PublicTest (reported), with its time
-per 4-face photo's worth of crops.
+against float ones, is compared on validation (the rule) and PublicTest (reported); speed is
+``benchmarks.bench_engines``'s.
 
 ONNX Runtime's static quantization (QDQ, int8 weights per channel, uint8 activations with
 ``reduce_range`` so AVX2 CPUs without VNNI do not saturate) is calibrated on faces of the training
@@ -107,22 +107,15 @@ def served_main(args) -> dict:
         def acc(x, y, model=model):
             return float((np.concatenate([model.predict(x[i : i + 256]) for i in range(0, len(x), 256)]).argmax(1) == y).mean())
 
-        batch = x_val[:4]
-        for _ in range(5):
-            model.predict(batch)
-        t0 = time.perf_counter()
-        for _ in range(50):
-            model.predict(batch)
-        rows[label] = {"engine": model.engine, "validation": acc(x_val, y_val), "test": acc(x_test, y_test),
-                       "ms_per_4_faces": (time.perf_counter() - t0) * 1000 / 50}
+        rows[label] = {"engine": model.engine, "validation": acc(x_val, y_val), "test": acc(x_test, y_test)}
     registry.clear_cache()
     loss = (rows["float32"]["validation"] - rows["int8"]["validation"]) * 100
     verdict = {"validation_loss_points": round(loss, 2), "test_loss_points": round((rows["float32"]["test"] - rows["int8"]["test"]) * 100, 2),
                "serve_int8": loss <= MAX_LOSS_POINTS}
     print(f"{args.served} ({len(members)} networks, views {card.get('tta') or ['none']})")
-    print("| members | engine | validation | PublicTest | ms per 4 faces (as served) |\n|---|---|---|---|---|")
+    print("| members | engine | validation | PublicTest |\n|---|---|---|---|")
     for label, row in rows.items():
-        print(f"| {label} | {row['engine']} | {row['validation']:.4f} | {row['test']:.4f} | {row['ms_per_4_faces']:.2f} |")
+        print(f"| {label} | {row['engine']} | {row['validation']:.4f} | {row['test']:.4f} |")
     print(json.dumps(verdict))
     if args.write and verdict["serve_int8"]:
         for name in members:
