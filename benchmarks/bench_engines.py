@@ -17,8 +17,6 @@ CPUID and cannot be held to AVX2 on a CPU with AVX-512; TensorFlow's oneDNN can
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -29,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import median_ms
+from benchmarks._common import median_ms, tflite_runner
 from recognition.inference import engine, registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,37 +39,6 @@ def cpu_flags() -> str:
     except (OSError, StopIteration):
         return "unknown"
     return ", ".join(f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "amx_tile") if f in flags)
-
-
-def tflite_runner(keras_model, threads: int):
-    """batch -> output through TFLite with XNNPACK, or None where the conversion fails."""
-    import tensorflow as tf
-
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            blob = tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
-    except Exception:  # noqa: BLE001 - a model TFLite cannot convert gets no row
-        return None
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        Interpreter = tf.lite.Interpreter
-    path = Path(tempfile.mkdtemp()) / "model.tflite"
-    path.write_bytes(blob)
-    interpreters: dict[int, object] = {}
-
-    def run(x: np.ndarray) -> np.ndarray:
-        if len(x) not in interpreters:
-            interp = Interpreter(model_path=str(path), num_threads=threads)
-            interp.resize_tensor_input(interp.get_input_details()[0]["index"], list(x.shape))
-            interp.allocate_tensors()
-            interpreters[len(x)] = interp
-        interp = interpreters[len(x)]
-        interp.set_tensor(interp.get_input_details()[0]["index"], x)
-        interp.invoke()
-        return interp.get_tensor(interp.get_output_details()[0]["index"])
-
-    return run
 
 
 def engine_rows(name: str, batches: tuple[int, ...], repeats: int) -> list[str]:
@@ -88,7 +55,7 @@ def engine_rows(name: str, batches: tuple[int, ...], repeats: int) -> list[str]:
         "ONNX Runtime, 1 thread": engine.OnnxRunner(path, threads=1).run,
         "ONNX Runtime, 2 threads": engine.OnnxRunner(path, threads=2).run,
     }
-    lite = tflite_runner(km, 2)
+    lite, _ = tflite_runner(km, 2)
     if lite is not None:
         engines["TFLite/XNNPACK, 2 threads"] = lite
     rows = []

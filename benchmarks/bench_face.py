@@ -32,7 +32,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from benchmarks._common import median_ms
+from benchmarks._common import median_ms, tflite_runner
 from recognition.inference import faces, registry
 from recognition.inference.preprocessing import crop_face, faces_to_input, to_gray
 
@@ -62,44 +62,6 @@ def photo_640x480() -> np.ndarray:
             crop, (180, 180), interpolation=cv2.INTER_AREA
         )
     return canvas
-
-
-def tflite_runner(keras_model) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
-    """A function batch -> probabilities through TFLite, or (None, why it is unavailable)."""
-    import tensorflow as tf
-
-    try:
-        with contextlib.redirect_stdout(
-            io.StringIO()
-        ):  # the converter prints the SavedModel
-            blob = tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
-    except Exception as exc:  # noqa: BLE001 - report any conversion failure and go on
-        return None, f"conversion failed: {type(exc).__name__}: {exc}"
-    try:  # LiteRT is the maintained interpreter; tf.lite.Interpreter is deprecated
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        Interpreter = tf.lite.Interpreter
-    path = Path(tempfile.mkdtemp()) / "face.tflite"
-    path.write_bytes(blob)
-    interpreters: dict[int, object] = {}
-
-    def run(x: np.ndarray) -> np.ndarray:
-        n = len(x)
-        if (
-            n not in interpreters
-        ):  # one interpreter per batch size: resizing reallocates
-            interp = Interpreter(model_path=str(path), num_threads=os.cpu_count())
-            interp.resize_tensor_input(
-                interp.get_input_details()[0]["index"], [n, 48, 48, 1]
-            )
-            interp.allocate_tensors()
-            interpreters[n] = interp
-        interp = interpreters[n]
-        interp.set_tensor(interp.get_input_details()[0]["index"], x)
-        interp.invoke()
-        return interp.get_tensor(interp.get_output_details()[0]["index"])
-
-    return run, f"{len(blob) / 1e6:.2f} MB"
 
 
 def onnx_runner(keras_model) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
@@ -134,7 +96,7 @@ def classification_table(loaded: registry.LoadedModel, repeats: int) -> list[str
     rng = np.random.default_rng(0)
     faces_u8 = rng.integers(0, 256, size=(16, 48, 48), dtype=np.uint8)
     graph = tf.function(lambda x: km(x, training=False), reduce_retracing=True)
-    tflite, tflite_note = tflite_runner(km)
+    tflite, tflite_note = tflite_runner(km, os.cpu_count())
     onnx, onnx_note = onnx_runner(km)
     methods: list[tuple[str, Callable[[np.ndarray], object] | None]] = [
         ("model.predict (baseline)", lambda x: km.predict(x, verbose=0)),

@@ -13,7 +13,8 @@ Python children run the same hook through ``SITE_DIR/sitecustomize.py`` when ``E
 Paths are checked as written (``..`` removed) and with symbolic links resolved. Allowed under the
 parent folder all the same: the Python installation (a virtualenv elsewhere), the temporary
 folder when it sits there, and in a clone directly in the temporary folder (git clone . /tmp/x)
-what the run makes there (``TEMP_NAMES``, or entries that appear after the guard is installed),
+what the run makes there (``TEMP_NAMES``, or entries that were not there when the guard was
+installed),
 and dot-folders of the home folder when the
 repository sits directly in it (~/.cache, ~/.keras); ``<parent>/shared`` never is.
 
@@ -32,11 +33,12 @@ import tempfile
 from functools import lru_cache
 
 ENV = "EMOTIONSITE_READ_GUARD"  # the repository's path, for Python children
+REFUSED_ENV = "EMOTIONSITE_READ_GUARD_REFUSED"  # names given to ``refuse``, for Python children
 SITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "readguard_site")
 
 _EVENTS = frozenset({"open", "os.listdir", "os.scandir", "subprocess.Popen", "os.exec", "os.posix_spawn"})
 _state = {"on": False, "installed": False, "repo": "", "parent": "", "shared": "", "allowed": (), "home_dots": False, "parent_is_temp": False,
-          "before": frozenset(), "child": False}
+          "before": frozenset(), "refused": frozenset(), "child": False}
 _violations: list[str] = []
 
 
@@ -68,7 +70,10 @@ def _forbidden(path: str) -> bool:
         return True
     if s["home_dots"] and path[len(s["parent"]) :].lstrip(os.sep).startswith("."):
         return False
-    if s["parent_is_temp"] and _made_by_the_run(path[len(s["parent"]) :].lstrip(os.sep).split(os.sep)[0]):
+    name = path[len(s["parent"]) :].lstrip(os.sep).split(os.sep)[0]
+    if name in s["refused"]:
+        return True
+    if s["parent_is_temp"] and name and _made_by_the_run(name):  # (the folder itself stays refused)
         return False
     return not any(_under(path, allowed) for allowed in s["allowed"])
 
@@ -81,11 +86,18 @@ TEMP_NAMES = ("tmp*", "pytest-of-*", "pymp-*", ".*", "emotionsite-*", "bench-*",
 
 def _made_by_the_run(name: str) -> bool:
     """In a clone whose parent is the temporary folder: is ``name`` (an entry of that folder)
-    one the run made? Its name says so, or it was not there when the guard was installed and is
-    now (a folder a library made with its own prefix). Anything else stays refused."""
-    if any(fnmatch.fnmatchcase(name, pattern) for pattern in TEMP_NAMES):
-        return True
-    return name not in _state["before"] and os.path.lexists(os.path.join(_state["parent"], name))
+    one the run makes? Its name says so, or it was not there when the guard was installed (a
+    file or folder a library makes with its own prefix, such as TensorFlow's
+    ``__autograph_generated_file*.py``). What was there before the run stays refused."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in TEMP_NAMES) or name not in _state["before"]
+
+
+def refuse(name: str) -> None:
+    """Refuse the entry ``name`` of the repository's parent folder whatever the rules above say:
+    the guard's own tests probe with a name that need not exist, which a clone in the temporary
+    folder would otherwise take for one the run made."""
+    _state["refused"] = _state["refused"] | {name}
+    os.environ[REFUSED_ENV] = os.pathsep.join(sorted(_state["refused"]))  # for Python children
 
 
 def outside(path, cwd: str | None = None) -> str | None:
@@ -103,6 +115,13 @@ def outside(path, cwd: str | None = None) -> str | None:
         return written
     real = _real(written)
     return real if real != written and _forbidden(real) else None
+
+
+def _is_parent(path) -> bool:
+    try:
+        return os.path.abspath(os.fsdecode(path)) == _state["parent"]
+    except TypeError:
+        return False
 
 
 def _command_paths(program: list, args) -> list[str]:
@@ -129,6 +148,10 @@ def _hook(event: str, args: tuple) -> None:
         candidates = [(cwd, None)] + [(a, cwd) for a in _command_paths([executable], argv)]
     elif event in ("os.exec", "os.posix_spawn"):  # (path, argv, env)
         candidates = [(a, None) for a in _command_paths([args[0]], args[1])]
+    elif event == "open" and _state["parent_is_temp"] and args and _is_parent(args[0]):
+        # tempfile's NamedTemporaryFile and TemporaryFile "open" the temporary folder itself (their
+        # opener makes the file); a folder opened cannot be read, and listing it stays refused
+        return
     else:  # open: (path, mode, flags); os.listdir / os.scandir: (path,)
         candidates = [(args[0] if args else None, None)]
     for path, cwd in candidates:
@@ -158,6 +181,7 @@ def install(repo, *, child: bool = False) -> None:
                   allowed=tuple(a for a in allowed if not _under(repo, a)),  # never an ancestor
                   home_dots=parent in (home, os.path.realpath(home)),
                   parent_is_temp=os.path.realpath(parent) == temp)
+    _state["refused"] = _state["refused"] | {n for n in os.environ.get(REFUSED_ENV, "").split(os.pathsep) if n}
     if _state["parent_is_temp"]:
         was_on, _state["on"] = _state["on"], False
         try:

@@ -21,6 +21,9 @@ from tests.conftest import FER2013, REPO
 
 BESIDE = REPO.parent / "beside-the-repository.txt"  # need not exist: the guard answers first
 SHARED = REPO.parent / "shared" / "datasets" / "fer2013" / "test"
+# Probes that need not exist: a clone in /tmp would take them for names a test makes there.
+readguard.refuse(BESIDE.name)
+readguard.refuse(REPO.name + "-other")
 
 
 @contextmanager

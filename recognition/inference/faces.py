@@ -158,6 +158,7 @@ def detect_with_landmarks(
     score_threshold: float = SCORE_THRESHOLD,
     max_side: int = DETECT_MAX_SIDE,
     turns: Sequence[float] = (),
+    upright: bool = True,
 ) -> list[tuple[Box, float, np.ndarray]]:
     """[(box [x, y, w, h], detector score, (5, 2) landmarks: right eye, left eye, nose, right and
     left mouth corner)], all in ``bgr``'s pixels, left to right.
@@ -166,7 +167,7 @@ def detect_with_landmarks(
     for faces the detector misses when tilted (``DETECT_TURNS``); a face found in a turned view
     comes back with its box (its own size, about its centre) and landmarks turned back into the
     image, and the detections of all views are merged by non-maximum suppression (the best score
-    of overlapping boxes wins)."""
+    of overlapping boxes wins). ``upright=False`` looks at the turned views only."""
     bgr = as_bgr(bgr)
     height, width = bgr.shape[:2]
     long_side = max(height, width)
@@ -182,7 +183,7 @@ def detect_with_landmarks(
     else:
         small = bgr
     found: list[tuple[Box, float, np.ndarray]] = []
-    for row in _detect_rows(small, score_threshold):
+    for row in _detect_rows(small, score_threshold) if upright else ():
         x0 = max(0, int(np.floor(row[0] / scale)))
         y0 = max(0, int(np.floor(row[1] / scale)))
         x1 = min(width, int(np.ceil((row[0] + row[2]) / scale)))
@@ -251,8 +252,10 @@ def detect_in_frame(bgr: np.ndarray, tracks: FaceTracks | None) -> list[tuple[Bo
         return detect_with_landmarks(bgr, turns=DETECT_TURNS)
     turns = tracks.turns(DETECT_TURNS)
     found = detect_with_landmarks(bgr, turns=turns)
-    if set(turns) != set(DETECT_TURNS) and tracks.would_lose([box for box, _, _ in found]):
-        found = detect_with_landmarks(bgr, turns=DETECT_TURNS)
+    missing = [turn for turn in DETECT_TURNS if turn not in turns]
+    if missing and tracks.would_lose([box for box, _, _ in found]):  # only the views not yet looked at
+        found = _suppress(found + detect_with_landmarks(bgr, turns=missing, upright=False))
+        found.sort(key=lambda item: (item[0][0], item[0][1]))
     return found
 
 

@@ -438,8 +438,13 @@ def analyze_video(
     max_pixels: int = 1920 * 1080,
     progress: Progress | None = None,
     batch_frames: int = CLASSIFY_BATCH_FRAMES,
+    model: str | None = None,
+    tracks: FaceTracks | None = None,
 ) -> dict[str, Any]:
     """Bytes of a video file -> the video result described in the module docstring.
+
+    ``model`` names the face model (default: the served one); ``tracks`` replaces the fresh
+    tracks a video starts with (benchmarks compare alignment memories with it).
 
     Raises InvalidMedia (unreadable, no video track, too long, too large) and
     ``registry.ModelUnavailable`` when the face model cannot be loaded; a missing voice model
@@ -449,10 +454,11 @@ def analyze_video(
         raise InvalidMedia("The video file is empty.")
     data = bytes(data)
     sample_fps = float(min(max(sample_fps, 0.1), MAX_SAMPLE_FPS))
-    face_model = registry.get_model(task="face")
+    face_model = registry.get_model(model, task="face")
     # Every sample gets every turned detector view (a video is an upload: it pays for them;
     # live frames get them on a schedule instead).
-    tracks = FaceTracks(IoUTracker(max_gap=max(1, round(TRACK_MAX_GAP_SECONDS * sample_fps))), turn_every=1)
+    if tracks is None:
+        tracks = FaceTracks(IoUTracker(max_gap=max(1, round(TRACK_MAX_GAP_SECONDS * sample_fps))), turn_every=1)
     face_timeline = FaceTimeline(
         face_model.classes, face_model.name, tracks, batch_frames=max(1, batch_frames)
     )
