@@ -23,10 +23,10 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from recognition.analyses import services
-from recognition.inference import registry
-from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
 from recognition.analyses.models import Analysis
 from recognition.analyses.selectors import EXPORT_FIELDS
+from recognition.inference import registry
+from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 API = "/api/v1"

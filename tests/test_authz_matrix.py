@@ -32,10 +32,10 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from recognition.live import sockets
+from emotionsite.routing import websocket_urlpatterns
 from recognition.analyses import services
 from recognition.analyses.models import Analysis
-from emotionsite.routing import websocket_urlpatterns
+from recognition.live import sockets
 from tests.bad_inputs import face_jpeg
 
 PAGE_OBJECT, API_OBJECT = "page-object", "api-object"

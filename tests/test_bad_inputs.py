@@ -28,10 +28,10 @@ from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from recognition.live import protocol
 from recognition.analyses import media, services
-from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
 from recognition.analyses.models import Analysis
+from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
+from recognition.live import protocol
 from tests.bad_inputs import CORPUS, Case, encode, face_jpeg
 
 XHR = {"HTTP_ACCEPT": "application/json", "HTTP_X_REQUESTED_WITH": "XMLHttpRequest"}

@@ -7,8 +7,8 @@ import asyncio
 import base64
 import io
 import json
-import time
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -20,10 +20,10 @@ from django.test import Client
 from PIL import Image
 
 from emotionsite.asgi import application
+from recognition.analyses.models import Analysis
+from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
 from recognition.live import persistence, protocol, scheduling
 from recognition.live import recorder as live_recorder
-from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
-from recognition.analyses.models import Analysis
 
 from .conftest import MEDIA, SPEECH
 

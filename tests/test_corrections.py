@@ -20,14 +20,15 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from recognition.corrections import dataset as correction_dataset, selectors as correction_selectors
-from recognition.live import persistence
-from recognition.live.recorder import SessionRecorder
 from recognition.analyses import services
+from recognition.analyses.models import Analysis
+from recognition.corrections import dataset as correction_dataset
+from recognition.corrections import selectors as correction_selectors
+from recognition.corrections.models import Correction
 from recognition.inference import faces
 from recognition.inference.labels import FACE_EMOTIONS
-from recognition.analyses.models import Analysis
-from recognition.corrections.models import Correction
+from recognition.live import persistence
+from recognition.live.recorder import SessionRecorder
 from tests.conftest import MEDIA
 
 API = "/api/v1"

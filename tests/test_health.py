@@ -12,8 +12,8 @@ import uuid
 import pytest
 from django.test import Client
 
-from recognition.operations import health
 from recognition.inference import registry
+from recognition.operations import health
 from tests.test_channels_redis import production_layer_config
 from tests.test_faults import RedisServer, redis_server, wait_until  # noqa: F401 - fixture
 

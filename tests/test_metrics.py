@@ -29,9 +29,9 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.authtoken.models import Token
 
-from recognition.operations import logs
 from recognition.analyses import services, tasks
 from recognition.analyses.models import Analysis
+from recognition.operations import logs
 from tests.conftest import MEDIA, redis_url
 from tests.livesite import Site, wait_for_port
 from tests.test_tasks_worker import celery_on_redis, database_url, wait_for  # noqa: F401 - fixture

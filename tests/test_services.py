@@ -12,9 +12,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import Http404
 
 from recognition.analyses import media, selectors, services
-from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
 from recognition.analyses.media import MediaRejected
 from recognition.analyses.models import Analysis
+from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
 from tests.media_convert import audio_as, image_as, video_mp4
 
 pytestmark = pytest.mark.django_db

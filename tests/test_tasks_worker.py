@@ -24,8 +24,8 @@ from kombu import pools
 
 from emotionsite.celery import app
 from recognition.analyses import services, tasks
-from recognition.inference.labels import FACE_EMOTIONS
 from recognition.analyses.models import Analysis
+from recognition.inference.labels import FACE_EMOTIONS
 from tests.conftest import redis_url
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]

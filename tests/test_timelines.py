@@ -13,8 +13,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from recognition.analyses import timelines
-from recognition.inference import voice
 from recognition.analyses.models import Analysis
+from recognition.inference import voice
 from tests.conftest import SPEECH
 from tests.media_convert import read_pcm
 

@@ -13,8 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-from recognition.corrections import dataset as correction_dataset, selectors as correction_selectors, services as corrections
 from recognition.analyses import services
+from recognition.corrections import dataset as correction_dataset
+from recognition.corrections import selectors as correction_selectors
+from recognition.corrections import services as corrections
 from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
 from tests.test_training_face import copy_fer
 from training import data as datasets

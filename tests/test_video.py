@@ -18,10 +18,10 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from recognition.analyses import media, services
+from recognition.analyses.models import Analysis
 from recognition.inference import faces, fusion, registry, tracking, video
 from recognition.inference.errors import InvalidMedia
 from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
-from recognition.analyses.models import Analysis
 from tests import test_api
 from tests.video_media import make_video
 

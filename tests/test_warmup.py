@@ -10,10 +10,10 @@ import pytest
 from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.concurrency.solo import TaskPool as SoloPool
 
-from recognition.live import pipeline
 from recognition.analyses import services, tasks
-from recognition.operations import warmup
 from recognition.inference import registry
+from recognition.live import pipeline
+from recognition.operations import warmup
 from tests.test_tasks_worker import (  # noqa: F401 - fixtures
     celery_on_redis,
     wait_for,

@@ -16,9 +16,10 @@ from django.db import connections
 from django.test import Client
 
 from emotionsite.asgi import application
-from recognition.live import consumers, pipeline, protocol
-from recognition.analyses import consumers as consumers_status, services
+from recognition.analyses import consumers as consumers_status
+from recognition.analyses import services
 from recognition.analyses.models import Analysis
+from recognition.live import consumers, pipeline, protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "websockets.md"

@@ -26,15 +26,14 @@ from recognition.inference import audio
 from recognition.inference.labels import VOICE_EMOTIONS
 from training.common import next_version, strip_optimizer
 from training.metrics import fit_temperature, summarise
-from training.voice import train as voice_train
 from training.voice import (
-    evaluate_folder,
     ARCHITECTURES,
     TEST_ACTORS,
     _keras,
     add_arguments,
     apply_defaults,
     card_markdown_folds,
+    evaluate_folder,
     format_check,
     list_clips,
     load_features,
@@ -45,6 +44,7 @@ from training.voice import (
     select,
     serve,
 )
+from training.voice import train as voice_train
 
 COMBINERS = ("mean", "geometric", "max_confidence")
 

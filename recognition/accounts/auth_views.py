@@ -19,7 +19,6 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from recognition.accounts import services as privacy_services
 from recognition.accounts import views as privacy_views
-
 from recognition.accounts.ratelimit import FailureLimiter
 
 

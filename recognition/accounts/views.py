@@ -19,10 +19,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from recognition.accounts.ratelimit import FailureLimiter
-
 from recognition.accounts import selectors, services
-from recognition.accounts.forms import CodeForm, PasswordConfirmForm, RetentionForm, TotpCodeForm
+from recognition.accounts.forms import (
+    CodeForm,
+    PasswordConfirmForm,
+    RetentionForm,
+    TotpCodeForm,
+)
+from recognition.accounts.ratelimit import FailureLimiter
 
 PENDING = "privacy-2fa-pending"  # session key: a password accepted, the second factor awaited
 PENDING_SECONDS = 300

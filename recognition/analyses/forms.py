@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
-from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
 from recognition.analyses.models import Analysis
+from recognition.inference.labels import FACE_EMOTIONS, VOICE_EMOTIONS
 
 EMOTION_CHOICES = [("", "Any emotion")] + [
     (e, e) for e in sorted(set(FACE_EMOTIONS) | set(VOICE_EMOTIONS))

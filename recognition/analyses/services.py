@@ -35,8 +35,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from recognition.analyses import media, selectors
-from recognition.operations import metrics
 from recognition.analyses.models import Analysis
+from recognition.operations import metrics
 
 ANALYSE_TASK = "recognition.tasks.analyse"  # recognition.analyses.tasks.analyse
 

@@ -20,9 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from recognition.inference import registry
+from recognition.inference import config, registry
 from recognition.inference.errors import InvalidMedia
-from recognition.inference import config
 from recognition.inference.images import decode_image
 from recognition.inference.preprocessing import (
     ALIGN_MIN_DEGREES,

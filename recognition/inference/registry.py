@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 
 from recognition.inference import config
-from recognition.inference.files import sha256_file  # registry.sha256_file for the trainers
+from recognition.inference.files import (
+    sha256_file,  # registry.sha256_file for the trainers
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

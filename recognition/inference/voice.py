@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 from . import audio, config
 from .registry import LoadedModel, apply_temperature, get_model
 

@@ -50,8 +50,8 @@ def warm_up_models() -> dict[str, float]:
             return _done
         import numpy as np
 
-        from recognition.operations import metrics
         from recognition.inference import faces, registry, voice
+        from recognition.operations import metrics
 
         def tone(seconds: float) -> np.ndarray:
             t = np.arange(int(16000 * seconds)) / 16000

@@ -9,7 +9,8 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from recognition.corrections import dataset as correction_dataset, selectors as correction_selectors
+from recognition.corrections import dataset as correction_dataset
+from recognition.corrections import selectors as correction_selectors
 
 
 class Command(BaseCommand):
