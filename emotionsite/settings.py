@@ -321,7 +321,7 @@ CONTENT_SECURITY_POLICY = {
 }
 CSP_REPORT_MAX_BYTES = 64 * 1024
 
-# --- Operations: logs and metrics (README "Operate it") ---------------------------------------
+# --- Operations: logs and metrics (docs/deployment.md "Operate it") ---------------------------------------
 # LOG_FORMAT=json: one JSON object per line (recognition/operations/logs.py), with the request id that also
 # reaches the request's Celery tasks; text (default): time, level, logger, [request id], message.
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")

@@ -3,6 +3,7 @@ no public URL: it is served by owner-checked views (recognition/analyses)."""
 
 from csp.decorators import csp_update
 from django.contrib import admin
+from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import (
@@ -17,10 +18,10 @@ urlpatterns = [
     # healthz, readyz, metrics, csp-report
     path("", include("recognition.operations.urls")),
     # Corrections moved from the recognition app to their own: old admin bookmarks still work.
-    re_path(
-        r"^admin/recognition/(?P<rest>(?:correction|accountsettings)/.*)$",
-        RedirectView.as_view(url="/admin/corrections/%(rest)s", permanent=True, query_string=True),
-    ),
+    path("admin/", include([re_path(
+        r"^recognition/(?P<rest>(?:correction|accountsettings)/.*)$",
+        staff_member_required(RedirectView.as_view(url="/admin/corrections/%(rest)s", query_string=True)),
+    )])),
     path("admin/", admin.site.urls),
     # Sign-up, log-in, password views, the account page, two-factor sign-in, e-mail verification
     path("", include("recognition.accounts.urls")),

@@ -175,6 +175,8 @@ def concrete(route: str, pk: int) -> str:
         "api/v1/^.*$": "api/v1/no-such-endpoint/",
         "admin/^(?P<app_label>auth|authtoken|recognition)/$": "admin/recognition/",
         "admin/(?P<url>.*)$": "admin/no-such-page/",
+        # the old addresses of the corrections' admin pages (a staff-only redirect)
+        "admin/^recognition/(?P<rest>(?:correction|accountsettings)/.*)$": "admin/recognition/correction/",
     }
     if route.startswith("admin/^(?P<app_label>"):  # whichever apps the admin lists (django-otp's too)
         return "/admin/recognition/"

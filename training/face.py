@@ -1,5 +1,8 @@
 """Face-emotion training shared by ``train_face_cnn`` and ``train_face_vgg``.
 
+Why one module over 400 lines: the networks, the loop, calibration and the card are one recipe
+that the two commands and the ensemble, distillation and ablation scripts share.
+
 The networks are short functions; the loop adds what a long run on a shared machine needs:
 a seeded stratified validation split carved out of ``train/`` (never ``test/``), augmentation
 on the fly, class weighting, a time budget that sizes the cosine schedule to the epochs that fit,

@@ -1,5 +1,8 @@
 """Voice-emotion training and evaluation on RAVDESS, split by actor.
 
+Why one module over 400 lines: the trainer, its evaluation and its card are one protocol (the
+same features, splits and windows), which the fold, ensemble and nested trainers import from here.
+
 Protocol (honest numbers with only 20 actors): actors 17-20 are the held-out test and are
 scored once, at the end. Everything that is chosen (epochs, checkpoint, temperature) is chosen
 on an inner split of the training actors: stage 1 trains on actors 1-12 and validates on 13-16;

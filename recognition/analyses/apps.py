@@ -12,6 +12,7 @@ class AnalysesConfig(AppConfig):
 
     def ready(self) -> None:
         from recognition.analyses import selectors
+        from recognition.analyses import tasks  # noqa: F401 - registers them: services send by name
         from recognition.operations import metrics
 
         metrics.unfinished_source = selectors.unfinished_counts  # the queue gauges of /metrics

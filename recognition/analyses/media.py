@@ -1,5 +1,8 @@
 """Uploaded media: sniffing the kind from magic bytes, limits, per-user storage and serving.
 
+Why one module over 400 lines: one set of rules for a stored file, from the first bytes to the
+ranged response, so the pages, the API, the services and retention cannot disagree.
+
 Everything that touches an uploaded file before or after analysis lives here, so the page view,
 the API and the services share one set of rules. The kind comes from the content, never from the
 name or the browser's content type. Refusals raise :class:`MediaRejected` with a message for a

@@ -1,5 +1,8 @@
 """All writes for analyses: create (check, store, enqueue), run (inference), delete.
 
+Why one module over 400 lines: create, run, retry and delete share the status transitions, the
+notifications and the metrics of one lifecycle; adapters and tests know them as ``services.*``.
+
 Adapters (the upload page, the REST API, Celery tasks, the live and video features) call these
 functions and nothing else to change an ``Analysis``. Contracts (see helper brief):
 

@@ -1,5 +1,8 @@
 """Input validation and output shapes of the REST API (no logic: services and selectors act).
 
+Why one module over 400 lines: declarations only, most of them describing the stored result for
+the OpenAPI schema; one file is where a reader compares a response with its schema.
+
 The ``result`` of an analysis is stored by the services in exactly the shape the API returns;
 the ``*Result`` serializers below only describe that shape for the OpenAPI schema.
 """

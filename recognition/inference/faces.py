@@ -1,5 +1,8 @@
 """Faces in a photo -> box, emotion and probabilities per face (pages, API, Celery, websocket).
 
+Why one module over 400 lines: detection, crops and classification are the one photo pipeline
+that uploads, video frames and live frames share step by step (video calls the steps).
+
 Detection uses YuNet (``models/face_detection_yunet.onnx``) through ``cv2.FaceDetectorYN``: one
 detector per thread (OpenCV's DNN nets are not safe to share between threads), images scaled
 to at most ``DETECT_MAX_SIDE`` for detection and boxes mapped back to the original pixels.
@@ -53,7 +56,7 @@ MIN_JUDGE_PX = 32
 MIN_BOX_PX = 2
 # Extra detector views for photos and video samples: the image turned by these angles, so faces
 # tilted beyond what YuNet finds upright (75-79% found at 30 degrees, 37% at 45) are found too.
-# Chosen on the validation split by training/evaluate_rotation.py (the table is in the README).
+# Chosen on the validation split by training/evaluate_rotation.py (the table is in benchmarks/README.md).
 DETECT_TURNS: tuple[float, ...] = (30.0, -30.0)
 
 Box = list[int]

@@ -28,7 +28,7 @@ With only one modality present the fused distribution is that modality's (mapped
 clip's fused emotion is the mean of the per-window fused distributions (every window with
 evidence counts the same) and its argmax; the confidence is that mean's largest probability.
 
-``python -m recognition.inference.fusion`` prints the weights of the served models (README.md,
+``python -m recognition.inference.fusion`` prints the weights of the served models (docs/features.md,
 section "Video", has the table). For the models of 2026-11-26, face_cnn (test accuracy 0.44)
 and voice_cnn_long (0.625), J face / J voice: angry 0.05 / 0.75, disgust 0.00 / 0.80, fear
 0.01 / 0.47, happy 0.60 / 0.37, neutral 0.32 / 0.86, sad 0.23 / 0.22, surprise 0.51 / 0.57: the

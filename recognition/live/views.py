@@ -12,7 +12,7 @@ def live(request: HttpRequest) -> HttpResponse:
     limits = LiveLimits.from_settings()
     return render(
         request,
-        "recognition/live.html",
+        "live/live.html",
         {
             "max_message_bytes": limits.max_message_bytes,
             "max_fps": min(30, int(limits.max_messages_per_second) // 2),
