@@ -11,8 +11,10 @@ class AnalysesConfig(AppConfig):
     verbose_name = "Emotion recognition"
 
     def ready(self) -> None:
-        from recognition.analyses import selectors
-        from recognition.analyses import tasks  # noqa: F401 - registers them: services send by name
+        from recognition.analyses import (
+            selectors,
+            tasks,  # noqa: F401 - registers them: services send by name
+        )
         from recognition.operations import metrics
 
         metrics.unfinished_source = selectors.unfinished_counts  # the queue gauges of /metrics
