@@ -80,3 +80,30 @@ def test_a_student_learns_the_teachers_judgement_and_its_card_says_so(tmp_path, 
     assert losses.min() > floor - 1e-3
     assert np.mean(losses[-3:]) - floor < 0.7 * (np.mean(losses[:3]) - floor)
     assert card["engine"]["sha256"] == registry.sha256_file(out / "student.onnx")  # exported on save
+
+
+def test_a_distilled_run_with_an_online_teacher_resumes_from_its_checkpoint(tmp_path, tiny_fer_npz, monkeypatch):  # noqa: F811
+    """--online-teacher labels each epoch's augmented faces; a distilled run stopped after an
+    epoch goes on from its checkpoint (its metric and loss load) and records how it was taught."""
+    from training import distill, train_face_cnn
+
+    monkeypatch.setattr(distill, "CACHE", tmp_path / "cache")
+    labelled = []
+    online = distill.online_targets
+
+    def counting(teacher, x_epoch, y_epoch, temperature, batch=512):
+        labelled.append(len(x_epoch))
+        return online(teacher, x_epoch, y_epoch, temperature, batch)
+
+    monkeypatch.setattr(distill, "online_targets", counting)
+    train_npz, test_npz = tiny_fer_npz
+    out, runs = tmp_path / "models", tmp_path / "runs"
+    common = ["--data", str(train_npz), "--test", str(test_npz), "--batch-size", "8", "--out", str(out), "--runs", str(runs),
+              "--threads", "1", "--width", "0.125", "--lr", "1e-3", "--val-fraction", "0.2", "--teacher", "face_vgg",
+              "--online-teacher", "--mixup", "0.2", "--name", "student", "--validation-only"]
+    train_face_cnn.main([*common, "--epochs", "1"])
+    train_face_cnn.main([*common, "--epochs", "2", "--resume"])
+    state = json.loads((runs / "student" / "state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [1, 2]
+    assert "resumed at epoch 1" in (runs / "student" / "train.log").read_text()
+    assert len(labelled) == 2 and labelled[0] > 0  # one teacher pass per epoch, over the epoch's faces

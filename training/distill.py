@@ -48,14 +48,18 @@ class DistillationLoss(keras.losses.Loss):
         return {**super().get_config(), "classes": self.classes, "temperature": self.temperature, "weight": self.weight, "label_smoothing": self.label_smoothing}
 
 
+@keras.saving.register_keras_serializable(package="emotionsite")
+def label_accuracy(y_true, y_pred):
+    """Whether the student's top class is the label: the one-hot half of ``[one-hot | teacher]``."""
+    classes = keras.ops.shape(y_pred)[-1]
+    return keras.ops.cast(keras.ops.equal(keras.ops.argmax(y_true[:, :classes], axis=-1), keras.ops.argmax(y_pred, axis=-1)), "float32")
+
+
 def hard_accuracy(classes: int = 7):
     """Accuracy against the one-hot half of the targets, logged as ``accuracy`` / ``val_accuracy``
     (what the checkpoint loop chooses the best epoch by)."""
-
-    def accuracy(y_true, y_pred):
-        return keras.ops.cast(keras.ops.equal(keras.ops.argmax(y_true[:, :classes], axis=-1), keras.ops.argmax(y_pred, axis=-1)), "float32")
-
-    return keras.metrics.MeanMetricWrapper(accuracy, name="accuracy")
+    del classes  # read from the outputs' shape
+    return keras.metrics.MeanMetricWrapper(label_accuracy, name="accuracy")
 
 
 def teacher_probabilities(teacher: str, faces_u8: np.ndarray, directory: Path | None = None, batch: int = 512) -> np.ndarray:

@@ -390,19 +390,7 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
             "teacher_labels": "each epoch's augmented faces" if getattr(args, "online_teacher", False) else "clean faces, once",
         }}
 
-    state_path = run_dir / "state.json"
-    if args.resume and state_path.exists() and (run_dir / "last.keras").exists():
-        state = json.loads(state_path.read_text())
-        model = keras.models.load_model(run_dir / "last.keras")
-        model.jit_compile = bool(getattr(args, "jit", False))  # the checkpoint's compile config may say otherwise
-        log(f"resumed at epoch {state['epoch']} (best {state['best_val_accuracy']:.4f})")
-    else:
-        state = {"epoch": 0, "elapsed_s": 0.0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": [], "total_epochs": args.epochs}
-        model = build(n_classes, args.width)
-        if args.init_weights:
-            warm_start = load_warm_start(args.init_weights, model, run_dir)
-            state["warm_start"] = warm_start
-            log(f"warm start from {args.init_weights} ({warm_start.get('epochs', '?')} epochs, sha256 {warm_start['sha256'][:12]})")
+    def compile_model(model) -> None:
         if getattr(args, "optimizer", "adamw") == "sgd":
             optimizer = keras.optimizers.SGD(learning_rate=args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
         else:
@@ -412,12 +400,27 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
             metrics = [distill.hard_accuracy(n_classes)]
         else:
             loss, metrics = keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing), ["accuracy"]
-        model.compile(
-            optimizer=optimizer,
-            loss=loss,
-            metrics=metrics,
-            jit_compile=bool(getattr(args, "jit", False)),
-        )
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=bool(getattr(args, "jit", False)))
+
+    state_path = run_dir / "state.json"
+    if args.resume and state_path.exists() and (run_dir / "last.keras").exists():
+        state = json.loads(state_path.read_text())
+        try:
+            model = keras.models.load_model(run_dir / "last.keras")
+        except TypeError:  # a distilled checkpoint from before distill.label_accuracy was registered
+            model = keras.models.load_model(run_dir / "last.keras", compile=False)
+            compile_model(model)
+            log("the checkpoint's metric could not be loaded: weights kept, optimizer state restarted")
+        model.jit_compile = bool(getattr(args, "jit", False))  # the checkpoint's compile config may say otherwise
+        log(f"resumed at epoch {state['epoch']} (best {state['best_val_accuracy']:.4f})")
+    else:
+        state = {"epoch": 0, "elapsed_s": 0.0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": [], "total_epochs": args.epochs}
+        model = build(n_classes, args.width)
+        if args.init_weights:
+            warm_start = load_warm_start(args.init_weights, model, run_dir)
+            state["warm_start"] = warm_start
+            log(f"warm start from {args.init_weights} ({warm_start.get('epochs', '?')} epochs, sha256 {warm_start['sha256'][:12]})")
+        compile_model(model)
     state.setdefault("commands", []).append(command_line(args, arch))
     log(f"parameters: {model.count_params():,}")
     budget_s = args.budget_minutes * 60 if args.budget_minutes else None
