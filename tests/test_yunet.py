@@ -81,3 +81,15 @@ def test_a_detector_file_that_is_not_yunet_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(faces, "detector_path", lambda: bad)
     with pytest.raises(registry.ModelUnavailable, match="could not be loaded"):
         faces.detect_with_landmarks(np.full((240, 240, 3), 128, np.uint8))
+
+
+def test_turned_views_looked_at_side_by_side_give_what_one_after_the_other_gives(monkeypatch):
+    tilted = scenes()["people turned 30 degrees"]
+    results = {}
+    for threads in ("1", "2"):
+        monkeypatch.setenv("DETECT_VIEW_THREADS", threads)
+        assert (faces._view_pool() is None) == (threads == "1")
+        found = faces.detect_with_landmarks(tilted, turns=faces.DETECT_TURNS)
+        results[threads] = [(box, round(score, 6), np.round(np.asarray(lm), 3).tolist(), getattr(lm, "turn", None)) for box, score, lm in found]
+    assert results["1"] == results["2"]
+    assert any(turn is not None for *_, turn in results["2"])  # a turned view found some of them

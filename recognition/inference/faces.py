@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,15 @@ def detect_with_landmarks(
         small = cv2.resize(bgr, size, interpolation=interpolation)
     else:
         small = bgr
+    turned: list = []
+    if turns:
+        shrink = min(1.0, max(TURN_SCALE if turn_scale is None else turn_scale, DETECT_MIN_SIDE / max(small.shape[:2])))
+        view = small if shrink >= 1.0 else cv2.resize(
+            small, (max(1, round(small.shape[1] * shrink)), max(1, round(small.shape[0] * shrink))), interpolation=cv2.INTER_AREA)
+        pool = _view_pool() if len(turns) + upright > 1 else None
+        for turn in turns:  # the turned views run beside the upright one when there is a pool
+            args = (view, float(turn), scale * shrink, width, height, score_threshold)
+            turned.append(pool.submit(_turned_detections, *args) if pool else _turned_detections(*args))
     found: list[tuple[Box, float, np.ndarray]] = []
     for row in _detect_rows(small, score_threshold) if upright else ():
         x0 = max(0, int(np.floor(row[0] / scale)))
@@ -199,15 +209,31 @@ def detect_with_landmarks(
         if x1 - x0 >= MIN_BOX_PX and y1 - y0 >= MIN_BOX_PX:
             landmarks = np.asarray(row[4:14], dtype=np.float64).reshape(5, 2) / scale
             found.append(([x0, y0, x1 - x0, y1 - y0], float(row[-1]), landmarks))
-    if turns:
-        shrink = min(1.0, max(TURN_SCALE if turn_scale is None else turn_scale, DETECT_MIN_SIDE / max(small.shape[:2])))
-        view = small if shrink >= 1.0 else cv2.resize(
-            small, (max(1, round(small.shape[1] * shrink)), max(1, round(small.shape[0] * shrink))), interpolation=cv2.INTER_AREA)
-        for turn in turns:
-            found += _turned_detections(view, float(turn), scale * shrink, width, height, score_threshold)
+    for result in turned:
+        found += result.result() if isinstance(result, Future) else result
     if turns:
         found = _suppress(found)
     return sorted(found, key=lambda item: (item[0][0], item[0][1]))
+
+
+_pool_lock = threading.Lock()
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _view_pool() -> ThreadPoolExecutor | None:
+    """Threads that look at an image's turned views while the caller looks at the upright one
+    (``DETECT_VIEW_THREADS``, default 2; 1: one view after the other). ONNX Runtime and OpenCV
+    release the GIL, so on 2 cores a photo's three views take about the time of two."""
+    try:
+        threads = int(os.environ.get("DETECT_VIEW_THREADS", "2"))
+    except ValueError:
+        threads = 2
+    if threads <= 1:
+        return None
+    with _pool_lock:
+        if threads not in _pools:
+            _pools[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="detect-view")
+        return _pools[threads]
 
 
 def detector_engine() -> str:
@@ -221,7 +247,7 @@ def _detect_rows(image: np.ndarray, score_threshold: float) -> np.ndarray | tupl
         path = detector_path()
         try:
             net = yunet.get(path, engine.default_threads())
-        except Exception as exc:  # noqa: BLE001 - onnxruntime says why a file cannot load in many ways
+        except Exception as exc:  # onnxruntime says why a file cannot load in many ways
             raise registry.ModelUnavailable(f"face detector {path} could not be loaded: {exc}") from exc
         return net.detect(image, score_threshold, NMS_THRESHOLD, TOP_K)
     detector = _detector(image.shape[1], image.shape[0])
