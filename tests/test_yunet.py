@@ -83,13 +83,21 @@ def test_a_detector_file_that_is_not_yunet_is_refused(tmp_path, monkeypatch):
         faces.detect_with_landmarks(np.full((240, 240, 3), 128, np.uint8))
 
 
-def test_turned_views_looked_at_side_by_side_give_what_one_after_the_other_gives(monkeypatch):
+def test_parts_run_side_by_side_give_what_one_after_the_other_gives(monkeypatch):
+    """INFERENCE_PARALLEL: a photo's turned views and an ensemble's networks on side threads give
+    the same detections and the same probabilities as one after the other."""
+    from recognition.inference import engine
+
     tilted = scenes()["people turned 30 degrees"]
+    ensemble = registry.get_model("face_ensemble")
+    crops = np.stack([cv2.cvtColor(cv2.resize(tilted[100:300, 200:400], (48, 48)), cv2.COLOR_BGR2GRAY)] * 3)[..., None] / 255.0
     results = {}
     for threads in ("1", "2"):
-        monkeypatch.setenv("DETECT_VIEW_THREADS", threads)
-        assert (faces._view_pool() is None) == (threads == "1")
+        monkeypatch.setenv("INFERENCE_PARALLEL", threads)
+        assert (engine.side_pool() is None) == (threads == "1")
         found = faces.detect_with_landmarks(tilted, turns=faces.DETECT_TURNS)
-        results[threads] = [(box, round(score, 6), np.round(np.asarray(lm), 3).tolist(), getattr(lm, "turn", None)) for box, score, lm in found]
-    assert results["1"] == results["2"]
-    assert any(turn is not None for *_, turn in results["2"])  # a turned view found some of them
+        detections = [(box, round(score, 6), np.round(np.asarray(lm), 3).tolist(), getattr(lm, "turn", None)) for box, score, lm in found]
+        results[threads] = (detections, ensemble.predict_raw(crops.astype(np.float32)))
+    assert results["1"][0] == results["2"][0]
+    assert any(turn is not None for *_, turn in results["2"][0])  # a turned view found some of them
+    np.testing.assert_array_equal(results["1"][1], results["2"][1])  # summed in the same order

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +196,7 @@ def detect_with_landmarks(
         shrink = min(1.0, max(TURN_SCALE if turn_scale is None else turn_scale, DETECT_MIN_SIDE / max(small.shape[:2])))
         view = small if shrink >= 1.0 else cv2.resize(
             small, (max(1, round(small.shape[1] * shrink)), max(1, round(small.shape[0] * shrink))), interpolation=cv2.INTER_AREA)
-        pool = _view_pool() if len(turns) + upright > 1 else None
+        pool = engine.side_pool() if len(turns) + upright > 1 else None
         for turn in turns:  # the turned views run beside the upright one when there is a pool
             args = (view, float(turn), scale * shrink, width, height, score_threshold)
             turned.append(pool.submit(_turned_detections, *args) if pool else _turned_detections(*args))
@@ -214,26 +214,6 @@ def detect_with_landmarks(
     if turns:
         found = _suppress(found)
     return sorted(found, key=lambda item: (item[0][0], item[0][1]))
-
-
-_pool_lock = threading.Lock()
-_pools: dict[int, ThreadPoolExecutor] = {}
-
-
-def _view_pool() -> ThreadPoolExecutor | None:
-    """Threads that look at an image's turned views while the caller looks at the upright one
-    (``DETECT_VIEW_THREADS``, default 2; 1: one view after the other). ONNX Runtime and OpenCV
-    release the GIL, so on 2 cores a photo's three views take about the time of two."""
-    try:
-        threads = int(os.environ.get("DETECT_VIEW_THREADS", "2"))
-    except ValueError:
-        threads = 2
-    if threads <= 1:
-        return None
-    with _pool_lock:
-        if threads not in _pools:
-            _pools[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="detect-view")
-        return _pools[threads]
 
 
 def detector_engine() -> str:
