@@ -33,7 +33,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks._common import median_ms, tflite_runner
-from recognition.inference import faces, registry
+from recognition.inference import faces, registry, yunet
 from recognition.inference.preprocessing import crop_face, faces_to_input, to_gray
 
 REPO = Path(__file__).resolve().parents[1]
@@ -239,6 +239,31 @@ def turns_table(repeats: int) -> list[str]:
     return lines
 
 
+def detector_table(repeats: int) -> list[str]:
+    """YuNet run by OpenCV's DNN module (cv2.FaceDetectorYN) and by ONNX Runtime
+    (inference/yunet.py, what serves), one thread each, same images: ms per pass and the rows."""
+    group = cv2.imread(str(Path(__file__).resolve().parents[1] / "tests" / "media" / "12_angry_men.jpg"))
+    images = {"640x480 photo, 4 faces": photo_640x480(), "960x540 group photo, 10 faces": cv2.resize(group, (960, 540), interpolation=cv2.INTER_AREA)}
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    lines = ["| image | OpenCV DNN, ms | ONNX Runtime, ms | ratio | faces (OpenCV / ONNX Runtime) | largest difference |", "|---|---|---|---|---|---|"]
+    try:
+        net = yunet.get(faces.detector_path(), 1)
+        for label, image in images.items():
+            h, w = image.shape[:2]
+            cv = cv2.FaceDetectorYN.create(str(faces.detector_path()), "", (w, h), faces.SCORE_THRESHOLD, faces.NMS_THRESHOLD, faces.TOP_K)
+            opencv_ms = median_ms(lambda cv=cv, image=image: cv.detect(image), repeats)
+            onnx_ms = median_ms(lambda image=image: net.detect(image, faces.SCORE_THRESHOLD, faces.NMS_THRESHOLD, faces.TOP_K), repeats)
+            a = cv.detect(image)[1]
+            a = np.empty((0, 15), np.float32) if a is None else a
+            b = net.detect(image, faces.SCORE_THRESHOLD, faces.NMS_THRESHOLD, faces.TOP_K)
+            diff = f"{np.abs(np.sort(a, 0) - np.sort(b, 0)).max():.1e}" if a.shape == b.shape and len(a) else "-"
+            lines.append(f"| {label} | {opencv_ms:.1f} | {onnx_ms:.1f} | {opencv_ms / onnx_ms:.2f}x | {len(a)} / {len(b)} | {diff} |")
+    finally:
+        cv2.setNumThreads(threads)
+    return lines
+
+
 def single(loaded):
     """The model itself, or an ensemble's first member (the per-model rows need one network)."""
     return loaded.members[0] if hasattr(loaded, "members") else loaded
@@ -277,6 +302,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(alignment_table(args.repeats)))
     print()
     print("\n".join(turns_table(args.repeats)))
+    print()
+    print("\n".join(detector_table(args.repeats)))
 
 
 if __name__ == "__main__":

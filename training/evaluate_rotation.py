@@ -47,16 +47,19 @@ def turned(image: np.ndarray, angle: float) -> np.ndarray:
     return cv2.warpAffine(image, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h), borderMode=cv2.BORDER_REPLICATE)
 
 
-def run_set(turns: tuple[float, ...], x: np.ndarray, angles: list[float], face_px: int) -> dict:
+def run_set(turns: tuple[float, ...], x: np.ndarray, angles: list[float], face_px: int, turn_scale: float = 1.0) -> dict:
+    from functools import partial
+
     from recognition.inference import faces
 
-    row: dict = {"turns": list(turns), "angles": {}}
+    detect = partial(faces.detect_with_landmarks, turn_scale=turn_scale)
+    row: dict = {"turns": list(turns), "turn_scale": turn_scale, "angles": {}}
     for angle in angles:
         found = false = 0
         t0 = time.perf_counter()
         for face in x:
             bgr, centre = place(face, face_px, angle)
-            detections = faces.detect_with_landmarks(bgr, turns=turns)
+            detections = detect(bgr, turns=turns)
             hit = faces.detection_at(detections, centre)
             found += hit is not None
             false += len(detections) - (hit is not None)
@@ -65,8 +68,8 @@ def run_set(turns: tuple[float, ...], x: np.ndarray, angles: list[float], face_p
     for name in ("test_image.jpg", "12_angry_men.jpg"):
         photo = cv2.imread(str(MEDIA / name))
         for angle in (0, 30):
-            row["groups"][f"{name} {angle:+d}"] = len(faces.detect_with_landmarks(turned(photo, angle) if angle else photo, turns=turns))
-    row["face_free"] = {name: len(faces.detect_with_landmarks(image, turns=turns)) for name, image in face_free().items()}
+            row["groups"][f"{name} {angle:+d}"] = len(detect(turned(photo, angle) if angle else photo, turns=turns))
+    row["face_free"] = {name: len(detect(image, turns=turns)) for name, image in face_free().items()}
     return row
 
 
@@ -86,10 +89,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--face-px", type=int, default=120)
     parser.add_argument("--angles", type=float, nargs="*", default=[0, 15, -15, 30, -30, 45, -45, 60, -60, 90])
     parser.add_argument("--candidates", nargs="*", default=["none", "30,-30", "45,-45", "30,-30,60,-60", "20,-20,45,-45"])
+    parser.add_argument(
+        "--turn-scales", type=float, nargs="*", default=[1.0],
+        help="also try each candidate's turned views at these sizes relative to the upright view (faces.TURN_SCALE)")
     args = parser.parse_args(argv)
     x, _ = load(args.data, args.split, args.n, args.seed)
     sets = [() if c == "none" else tuple(float(v) for v in c.split(",")) for c in args.candidates]
-    rows = [run_set(turns, x, args.angles, args.face_px) for turns in sets]
+    rows = [run_set(turns, x, args.angles, args.face_px, scale) for turns in sets for scale in (args.turn_scales if turns else [1.0])]
     upright = rows[0]["angles"][0.0]["found"] if 0.0 in rows[0]["angles"] else 1.0
     print(f"{len(x)} faces from {args.data} ({args.split}), {args.face_px} px in 640x480 frames; found (false detections)\n")
     print("| extra views | " + " | ".join(f"{a:+g} deg" for a in args.angles) + " | ms per frame (0 deg) | group photos: faces (upright / turned 30) | face-free: false |")
@@ -97,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     for row in rows:
         cells = " | ".join(f"{row['angles'][a]['found']:.1%} ({row['angles'][a]['false']})" for a in args.angles)
         groups = ", ".join(f"{k.split()[0]} {v}" for k, v in row["groups"].items())
-        views = ", ".join(f"{t:+g}" for t in row["turns"]) or "none (upright only)"
+        views = (", ".join(f"{t:+g}" for t in row["turns"]) + (f" at {row['turn_scale']:g}x" if row["turn_scale"] != 1.0 else "")) or "none (upright only)"
         print(f"| {views} | {cells} | {row['angles'][args.angles[0]]['ms']:.1f} | {groups} | {sum(row['face_free'].values())} |", flush=True)
     passing = [r for r in rows if meets(r, upright)]
     chosen = min(passing, key=lambda r: (len(r["turns"]), r["angles"][args.angles[0]]["ms"])) if passing else None

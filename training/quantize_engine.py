@@ -82,6 +82,8 @@ def served_main(args) -> dict:
     int8 file in its card."""
     card = registry.load_card(args.served, args.models_dir)
     members = [m["name"] for m in card.get("members", [])] or [args.served]
+    if args.members:  # only these networks int8, the others float (a network shared by two served models)
+        members = [m for m in members if m in args.members]
     x_all, y_all = datasets.load_face_arrays(args.train)
     train_idx, _ = datasets.stratified_split(y_all, 0.1, 1337)
     calibration = faces_to_input(x_all[np.random.default_rng(0).choice(train_idx, args.calibration, replace=False)])
@@ -112,7 +114,7 @@ def served_main(args) -> dict:
     loss = (rows["float32"]["validation"] - rows["int8"]["validation"]) * 100
     verdict = {"validation_loss_points": round(loss, 2), "test_loss_points": round((rows["float32"]["test"] - rows["int8"]["test"]) * 100, 2),
                "serve_int8": loss <= MAX_LOSS_POINTS}
-    print(f"{args.served} ({len(members)} networks, views {card.get('tta') or ['none']})")
+    print(f"{args.served} (int8: {', '.join(members)}; views {card.get('tta') or ['none']})")
     print("| members | engine | validation | PublicTest |\n|---|---|---|---|")
     for label, row in rows.items():
         print(f"| {label} | {row['engine']} | {row['validation']:.4f} | {row['test']:.4f} |")
@@ -134,6 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", nargs="?", help="a face network with an engine file in --models-dir")
     parser.add_argument("--served", metavar="MODEL", help="decide for this served model (an ensemble: all its networks) as a whole")
+    parser.add_argument("--members", nargs="*", default=None, help="with --served: quantize only these of its networks")
     parser.add_argument("--max-loss", type=float, default=MAX_LOSS_POINTS, help=argparse.SUPPRESS)  # --served decided already
     parser.add_argument("--models-dir", type=Path, default=datasets.REPO / "models")
     parser.add_argument("--train", type=Path, default=datasets.DEFAULT_FER / "train")

@@ -253,10 +253,15 @@ class EnsembleModel:
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float64)
+        from recognition.inference import engine
+
         batch = tta_views(x, self.tta) if self.tta else x
         total = np.zeros((len(batch), len(self.classes)), dtype=np.float64)
-        for member in self.members:
-            total += member.predict(batch)
+        pool = engine.side_pool() if len(self.members) > 1 and all(m.runner is not None for m in self.members) else None
+        # the other networks run beside the first (engine.side_pool), summed in the same order
+        outputs = [pool.submit(m.predict, batch) for m in self.members[1:]] if pool else []
+        for i, member in enumerate(self.members):
+            total += outputs[i - 1].result() if pool and i else member.predict(batch)
         mean = (total / len(self.members)).reshape(-1, len(x), len(self.classes)).mean(axis=0)
         return mean / mean.sum(axis=-1, keepdims=True)
 
