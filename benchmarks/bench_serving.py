@@ -1,8 +1,9 @@
 """Serving speed before and after issue 29, in one run: the same frames, photo, video and jobs
 through the pipeline as it served before (TensorFlow, YuNet in OpenCV's DNN module, the 6-view
 face ensemble for photos and video, the 2-view ``face_live`` for live, a tilted face's landmarks
-refined on every frame) and as it serves now (ONNX Runtime for the networks and YuNet, the models
-``models/registry.json`` names, faces tracked). Both look at the same turned detector views.
+refined on every frame, one part of a request after the other) and as it serves now (ONNX
+Runtime for the networks and YuNet, a request's independent parts on ``INFERENCE_PARALLEL``
+threads, the models ``models/registry.json`` names, faces tracked). Both look at the same turned detector views.
 
     .venv/bin/python -m benchmarks.bench_serving [--frames 100] [--seconds 6] [--skip-video]
 
@@ -52,16 +53,17 @@ from recognition.inference import faces, registry, tracking, video
 from recognition.live import pipeline, protocol
 
 REPO = Path(__file__).resolve().parents[1]
-BEFORE = {"engine": "keras", "detector": "opencv", "face": "face_ensemble", "live": "face_live", "tracking": False}
+BEFORE = {"engine": "keras", "detector": "opencv", "parallel": "1", "face": "face_ensemble", "live": "face_live", "tracking": False}
 
 
 def after_config() -> dict:
-    return {"engine": "onnx", "detector": "onnx", "face": registry.served_name("face"), "live": faces.live_model_name() or registry.served_name("face"), "tracking": True}
+    return {"engine": "onnx", "detector": "onnx", "parallel": os.environ.get("INFERENCE_PARALLEL", "2"), "face": registry.served_name("face"), "live": faces.live_model_name() or registry.served_name("face"), "tracking": True}
 
 
 def use(config: dict) -> None:
     os.environ["INFERENCE_ENGINE"] = config["engine"]
     os.environ["DETECTOR_ENGINE"] = config["detector"]
+    os.environ["INFERENCE_PARALLEL"] = config["parallel"]
     registry.clear_cache()
 
 
@@ -176,7 +178,7 @@ def models_dir_for(config: dict) -> str:
 
 
 def first_jobs(config: dict) -> dict:
-    env = {**os.environ, "INFERENCE_ENGINE": config["engine"], "DETECTOR_ENGINE": config["detector"], "DATA_DIR": tempfile.mkdtemp(), "MODELS_DIR": models_dir_for(config)}
+    env = {**os.environ, "INFERENCE_ENGINE": config["engine"], "DETECTOR_ENGINE": config["detector"], "INFERENCE_PARALLEL": config["parallel"], "DATA_DIR": tempfile.mkdtemp(), "MODELS_DIR": models_dir_for(config)}
     out = subprocess.run([sys.executable, "-c", FIRST_JOB], cwd=REPO, env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

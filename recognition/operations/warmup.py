@@ -68,6 +68,14 @@ def warm_up_models() -> dict[str, float]:
         def speech() -> None:
             voice.analyze_audio(tone(1.0))  # one window
             voice.analyze_audio(tone(6.0))  # several windows: any batch size
+            # An uploaded file's path too: decoding a FLAC at 48 kHz and resampling it
+            import io
+
+            import soundfile
+
+            upload = io.BytesIO()
+            soundfile.write(upload, np.repeat(tone(1.0), 3), 48000, format="FLAC")
+            voice.analyze_audio(upload.getvalue())
 
         timings: dict[str, float] = {}
         steps = {"face_ms": face, "voice_ms": speech}
