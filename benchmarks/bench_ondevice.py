@@ -18,9 +18,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.ondevice import MODELS, open_harness, pipeline_config, static_server  # noqa: E402
-from tests.livesite import launch_chromium  # noqa: E402
-from training.evaluate_pose import place  # noqa: E402
+from tests.e2e.ondevice import MODELS, open_harness, pipeline_config, static_server
+from tests.livesite import launch_chromium
+from training.evaluate_pose import place
 
 W, H = 640, 480
 FER = ROOT / "tests" / "media" / "fer2013" / "test"

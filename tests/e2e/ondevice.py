@@ -12,6 +12,7 @@ import threading
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
@@ -19,10 +20,10 @@ HARNESS = "/tests/e2e/ondevice_harness.html"
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript"}
-    routes: dict[str, bytes] = {}
+    extensions_map: ClassVar[dict[str, str]] = {**SimpleHTTPRequestHandler.extensions_map, ".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript"}
+    routes: ClassVar[dict[str, bytes]] = {}
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         body = self.routes.get(self.path)
         if body is None:
             return super().do_GET()
