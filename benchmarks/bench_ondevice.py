@@ -1,0 +1,85 @@
+"""The on-device face pipeline (static/js/ondevice/, onnxruntime-web WebAssembly, one thread) in
+headless Chromium: ms per 640x480 frame and frames per second with 1 and 4 faces (detection,
+crops and the live model with its hflip view), and the bytes a first visit downloads for it
+(the vendored runtime, the pipeline's modules and the two model files). Run on demand:
+
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_ondevice.py [--repeat 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.ondevice import MODELS, open_harness, pipeline_config, static_server
+from tests.livesite import launch_chromium
+from training.evaluate_pose import place
+
+W, H = 640, 480
+FER = ROOT / "tests" / "media" / "fer2013" / "test"
+
+
+def fer_faces(n: int) -> list[np.ndarray]:
+    paths = sorted(FER.rglob("*.jpg")) + sorted(FER.rglob("*.png"))
+    return [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths[:n]]
+
+
+def one_face_frame() -> np.ndarray:
+    return place(fer_faces(1)[0], 240, 0.0)[0]
+
+
+def four_face_frame() -> np.ndarray:
+    """Four FER faces, 200 px each, in a 2x2 grid on a mid-grey 640x480 frame."""
+    frame = np.full((H, W), 128, np.uint8)
+    for k, face in enumerate(fer_faces(4)):
+        top, left = 30 + (k // 2) * 220, 100 + (k % 2) * 240
+        frame[top : top + 200, left : left + 200] = cv2.resize(face, (200, 200), interpolation=cv2.INTER_CUBIC)
+    return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+
+
+def rgba(bgr: np.ndarray) -> bytes:
+    return np.dstack([bgr[:, :, ::-1], np.full((H, W), 255, np.uint8)]).tobytes()
+
+
+def first_visit_bytes(config: dict) -> dict[str, int]:
+    vendor = ROOT / "static" / "vendor" / "onnxruntime-web"
+    files = {
+        "wasm": [vendor / "ort-wasm-simd-threaded.wasm"],
+        "js": [vendor / "ort.wasm.min.mjs", vendor / "ort-wasm-simd-threaded.mjs", *sorted((ROOT / "static" / "js" / "ondevice").glob("*.js"))],
+        "models": [MODELS / "face_detection_yunet.onnx", *[MODELS / m["url"].rsplit("/", 1)[1] for m in config["members"]]],
+    }
+    return {kind: sum(p.stat().st_size for p in paths) for kind, paths in files.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=20, help="passes over each frame (after one warm-up)")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    config = pipeline_config("face_live")
+    routes = {"/one.rgba": rgba(one_face_frame()), "/four.rgba": rgba(four_face_frame())}
+    with static_server(routes) as base, sync_playwright() as p:
+        browser = launch_chromium(p)
+        page, errors = open_harness(browser, base, timeout_ms=600_000)
+        page.evaluate("c => window.ondevice.load(c)", config)
+        print(f"headless Chromium, onnxruntime-web wasm, 1 thread, {W}x{H} frames, {args.repeat} passes each")
+        for name, url in (("1 face", "/one.rgba"), ("4 faces", "/four.rgba")):
+            r = page.evaluate("([u, w, h, n]) => window.ondevice.bench(u, w, h, n)", [url, W, H, args.repeat])
+            print(f"{name:8s} faces found {r['faces']:.0f}: {r['ms']:.1f} ms per frame, {1000 / r['ms']:.1f} fps")
+        browser.close()
+    assert not errors, errors
+    sizes = first_visit_bytes(config)
+    total = sum(sizes.values())
+    print("first visit downloads " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items()) + f"; total {total} bytes ({total / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()

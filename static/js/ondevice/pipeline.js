@@ -1,0 +1,95 @@
+// The face pipeline on the person's own device: a frame's pixels (ImageData, RGBA) -> faces
+// with box, probabilities and emotion, computed as the server computes them
+// (faces.detect_with_landmarks upright view -> preprocessing.align_face -> the live model), with
+// onnxruntime-web's WebAssembly backend vendored in static/vendor/onnxruntime-web (no network
+// beyond this site, one thread: the site is not cross-origin isolated).
+//
+// Not done here (yet): refine_landmarks for tilted faces (the server looks at them again turned;
+// here a tilted face is levelled from its first landmarks and flagged ``tilted``), the turned
+// detector views, frames the server would rescale (long side over 960 or up to 240 px).
+
+import * as ort from '../../vendor/onnxruntime-web/ort.wasm.min.mjs';
+import { alignFace, eyeAngle, toGray, ALIGN_MIN_DEGREES } from './align.js';
+import { FaceClassifier } from './classify.js';
+import { YuNet } from './yunet.js';
+
+ort.env.wasm.numThreads = 1;
+ort.env.wasm.wasmPaths = new URL('../../vendor/onnxruntime-web/', import.meta.url).href;
+
+export class ModelIntegrityError extends Error {}
+
+export async function sha256Hex(buffer) {
+  const digest = await crypto.subtle.digest('SHA-256', buffer);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+// The model file at url, refused unless its sha256 is the card's.
+export async function fetchVerified(url, sha256) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  const buffer = await response.arrayBuffer();
+  const actual = await sha256Hex(buffer);
+  if (actual !== String(sha256).toLowerCase()) {
+    throw new ModelIntegrityError(`${url}: sha256 ${actual} is not the card's ${sha256}; refused`);
+  }
+  return buffer;
+}
+
+const SESSION_OPTIONS = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
+
+async function session(url, sha256) {
+  const bytes = await fetchVerified(url, sha256);
+  return ort.InferenceSession.create(new Uint8Array(bytes), SESSION_OPTIONS);
+}
+
+export const MAX_FACES = 64;
+export const MIN_JUDGE_PX = 32;
+
+export class FacePipeline {
+  constructor(detector, classifier) {
+    this.detector = detector;
+    this.classifier = classifier;
+  }
+
+  // detector: {url, sha256}; card: the live model's card (face_live.json: classes, tta,
+  // temperature); members: [{url, sha256, temperature}] (each member card's engine file, its
+  // sha256 and temperature), in the card's order.
+  static async load({ detector, card, members }) {
+    const [yunet, ...sessions] = await Promise.all([
+      session(detector.url, detector.sha256),
+      ...members.map((m) => session(m.url, m.sha256)),
+    ]);
+    const classifier = new FaceClassifier(ort, sessions.map((s, i) => ({ session: s, temperature: members[i].temperature })), card);
+    return new FacePipeline(new YuNet(ort, yunet), classifier);
+  }
+
+  // ImageData (or {data, width, height}) -> [{box, score, landmarks, tilted, too_small, emotion,
+  // confidence, probabilities: {class: p}}], left to right
+  async run(image) {
+    const { data, width, height } = image;
+    let found = await this.detector.detect(data, width, height);
+    if (found.length > MAX_FACES) {
+      found = found.slice().sort((a, b) => b.score - a.score).slice(0, MAX_FACES)
+        .sort((a, b) => a.box[0] - b.box[0] || a.box[1] - b.box[1]);
+    }
+    if (!found.length) return [];
+    const gray = toGray(data, width, height);
+    const crops = found.map((f) => alignFace(gray, f.box, f.landmarks));
+    const probabilities = await this.classifier.predict(crops);
+    const classes = this.classifier.classes;
+    return found.map((f, i) => {
+      const row = probabilities[i];
+      const best = row.indexOf(Math.max(...row));
+      return {
+        box: f.box,
+        score: f.score,
+        landmarks: f.landmarks,
+        tilted: Math.abs(eyeAngle(f.landmarks)) >= ALIGN_MIN_DEGREES,
+        too_small: Math.max(f.box[2], f.box[3]) < MIN_JUDGE_PX,
+        emotion: classes[best],
+        confidence: row[best],
+        probabilities: Object.fromEntries(classes.map((c, k) => [c, row[k]])),
+      };
+    });
+  }
+}
