@@ -215,7 +215,11 @@ def detect_with_landmarks(
         found += result.result() if isinstance(result, Future) else result
     if turns:
         found = _suppress(found)
-    return sorted(found, key=lambda item: (item[0][0], item[0][1]))
+    return sorted(found, key=_left_to_right)
+
+
+def _left_to_right(detection: tuple[Box, float, np.ndarray]) -> tuple[int, int]:
+    return detection[0][0], detection[0][1]
 
 
 def detector_engine() -> str:
@@ -288,7 +292,7 @@ def detect_in_frame(bgr: np.ndarray, tracks: FaceTracks | None) -> list[tuple[Bo
     missing = [turn for turn in DETECT_TURNS if turn not in turns]
     if missing and tracks.would_lose([box for box, _, _ in found]):  # only the views not yet looked at
         found = _suppress(found + detect_with_landmarks(bgr, turns=missing, upright=False))
-        found.sort(key=lambda item: (item[0][0], item[0][1]))
+        found.sort(key=_left_to_right)
     return found
 
 
@@ -438,7 +442,7 @@ def analyze_image(
     detections = detect_in_frame(bgr, tracks)
     if len(detections) > MAX_FACES:
         keep = sorted(detections, key=lambda item: -item[1])[:MAX_FACES]
-        detections = sorted(keep, key=lambda item: (item[0][0], item[0][1]))
+        detections = sorted(keep, key=_left_to_right)
     detected = time.perf_counter()
     gray = to_gray(bgr)
     _, crops = tracked_face_crops(gray, detections, tracks)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from recognition.inference import config
+from recognition.inference import config, engine
 from recognition.inference.files import (
     sha256_file,  # registry.sha256_file for the trainers
 )
@@ -82,8 +82,6 @@ def refresh_engine(card: dict[str, Any], directory: Path) -> bool:
     entry = card.get("engine") or {}
     if entry.get("source_sha256") == sha256_file(keras_path) and (directory / entry.get("file", "-")).exists():
         return False
-    from recognition.inference import engine
-
     try:
         model = load_keras(keras_path)
     except ModelUnavailable:
@@ -253,8 +251,6 @@ class EnsembleModel:
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float64)
-        from recognition.inference import engine
-
         batch = tta_views(x, self.tta) if self.tta else x
         total = np.zeros((len(batch), len(self.classes)), dtype=np.float64)
         pool = engine.side_pool() if len(self.members) > 1 and all(m.runner is not None for m in self.members) else None
@@ -333,8 +329,6 @@ def _engine_runner(name: str, card: dict[str, Any], directory: Path) -> Any:
     entry = card.get("engine")
     if not entry:
         return None
-    from recognition.inference import engine
-
     chosen = entry.get("int8") if entry.get("int8") and os.environ.get("INFERENCE_PRECISION", "auto") != "float32" else entry
     path = directory / chosen["file"]
     if not path.exists():
