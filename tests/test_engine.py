@@ -25,6 +25,23 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models"
 
 
+@pytest.fixture(autouse=True)
+def fresh_registry():
+    """Every test loads models afresh and leaves no cached model behind."""
+    registry.clear_cache()
+    yield
+    registry.clear_cache()
+
+
+def edit_card(directory: Path, name: str, change) -> dict:
+    """Apply ``change`` to the card ``directory/name.json`` in place; the new card."""
+    path = directory / f"{name}.json"
+    card = json.loads(path.read_text())
+    change(card)
+    path.write_text(json.dumps(card))
+    return card
+
+
 def real_face_batch() -> np.ndarray:
     """Every face of the two test photos, as served (aligned 48x48), and their mirror images."""
     crops = []
@@ -49,7 +66,6 @@ def real_clip_batch(kind: str) -> np.ndarray:
 @pytest.mark.parametrize("name", served_networks(SHIPPED))
 def test_served_networks_answer_as_keras_does_on_real_inputs(name, monkeypatch):
     monkeypatch.setenv("INFERENCE_ENGINE", "onnx")
-    registry.clear_cache()
     card = registry.load_card(name, SHIPPED)
     loaded = registry.get_model(name, directory=SHIPPED)
     assert loaded.engine.startswith("onnx") and card["engine"]["sha256"] == registry.sha256_file(SHIPPED / card["engine"]["file"])
@@ -65,7 +81,6 @@ def test_served_networks_answer_as_keras_does_on_real_inputs(name, monkeypatch):
         served = loaded.predict_raw(x)
         assert (served.argmax(1) == keras.argmax(1)).mean() >= 0.8
         assert float(np.abs(served - keras).mean()) < 0.03
-    registry.clear_cache()
 
 
 @pytest.fixture
@@ -77,7 +92,6 @@ def face_vgg_dir(tmp_path) -> Path:
 
 def test_an_altered_engine_file_is_refused_not_served(face_vgg_dir, monkeypatch):
     monkeypatch.setenv("INFERENCE_ENGINE", "onnx")
-    registry.clear_cache()
     blob = bytearray((face_vgg_dir / "face_vgg.onnx").read_bytes())
     blob[-100] ^= 0xFF
     (face_vgg_dir / "face_vgg.onnx").write_bytes(bytes(blob))
@@ -87,23 +101,17 @@ def test_an_altered_engine_file_is_refused_not_served(face_vgg_dir, monkeypatch)
     registry.clear_cache()
     with pytest.raises(registry.ModelUnavailable, match="engine file .* is missing"):
         registry.get_model("face_vgg", directory=face_vgg_dir)
-    registry.clear_cache()
 
 
 def test_an_engine_file_from_another_keras_file_is_refused(face_vgg_dir, monkeypatch):
     monkeypatch.setenv("INFERENCE_ENGINE", "onnx")
-    card = json.loads((face_vgg_dir / "face_vgg.json").read_text())
-    card["engine"]["source_sha256"] = "0" * 64
-    (face_vgg_dir / "face_vgg.json").write_text(json.dumps(card))
-    registry.clear_cache()
+    edit_card(face_vgg_dir, "face_vgg", lambda card: card["engine"].update(source_sha256="0" * 64))
     with pytest.raises(registry.ModelUnavailable, match="exported from another"):
         registry.get_model("face_vgg", directory=face_vgg_dir)
-    registry.clear_cache()
 
 
 def test_inference_engine_keras_serves_through_keras(face_vgg_dir, monkeypatch):
     monkeypatch.setenv("INFERENCE_ENGINE", "keras")
-    registry.clear_cache()
     loaded = registry.get_model("face_vgg", directory=face_vgg_dir)
     assert loaded.engine == "keras" and loaded.runner is None
     x = real_face_batch()[:4]
@@ -112,7 +120,6 @@ def test_inference_engine_keras_serves_through_keras(face_vgg_dir, monkeypatch):
     onnx = registry.get_model("face_vgg", directory=face_vgg_dir)
     assert onnx.engine == "onnx"
     assert np.abs(loaded.predict(x) - onnx.predict(x)).max() <= 1e-5
-    registry.clear_cache()
 
 
 def test_saving_a_model_exports_its_engine_file(tiny_face_models, monkeypatch):
@@ -128,16 +135,13 @@ def test_saving_a_model_exports_its_engine_file(tiny_face_models, monkeypatch):
     assert loaded.engine == "onnx"
     x = real_face_batch()[:6]
     assert np.abs(loaded.predict_raw(x) - loaded.keras_model.predict_on_batch(x)).max() <= 1e-5
-    registry.clear_cache()
 
 
 def test_export_engine_rewrites_a_stale_entry_and_the_card_section(face_vgg_dir):
     from training import export_engine
 
     (face_vgg_dir / "face_vgg.md").write_text("# card\n\ntext\n")
-    card = json.loads((face_vgg_dir / "face_vgg.json").read_text())
-    del card["engine"]
-    (face_vgg_dir / "face_vgg.json").write_text(json.dumps(card))
+    edit_card(face_vgg_dir, "face_vgg", lambda card: card.pop("engine"))
     (face_vgg_dir / "face_vgg.onnx").unlink()
     assert export_engine.export("face_vgg", face_vgg_dir) is True
     assert export_engine.export("face_vgg", face_vgg_dir) is False  # up to date now
@@ -181,9 +185,7 @@ def test_an_int8_file_serves_when_the_card_names_it_and_float32_can_be_asked_for
     x = real_face_batch()
     target = face_vgg_dir / "face_vgg.int8.onnx"
     quantize(face_vgg_dir / "face_vgg.onnx", target, x)
-    card = json.loads((face_vgg_dir / "face_vgg.json").read_text())
-    card["engine"]["int8"] = {"file": target.name, "sha256": registry.sha256_file(target)}
-    (face_vgg_dir / "face_vgg.json").write_text(json.dumps(card))
+    edit_card(face_vgg_dir, "face_vgg", lambda card: card["engine"].update(int8={"file": target.name, "sha256": registry.sha256_file(target)}))
     monkeypatch.setenv("INFERENCE_ENGINE", "onnx")
     registry.clear_cache()
     int8 = registry.get_model("face_vgg", directory=face_vgg_dir)
@@ -200,4 +202,3 @@ def test_an_int8_file_serves_when_the_card_names_it_and_float32_can_be_asked_for
     registry.clear_cache()
     with pytest.raises(registry.ModelUnavailable, match="does not match the sha256"):
         registry.get_model("face_vgg", directory=face_vgg_dir)
-    registry.clear_cache()
