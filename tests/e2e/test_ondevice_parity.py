@@ -8,9 +8,10 @@ faces.classify_faces with the live model); the browser gets the same decoded pix
 
 The bar (issue 31): every server box matched by a browser box with IoU >= 0.9 and no extra
 browser box; the same top emotion for >= 97% of matched faces; mean absolute probability
-difference <= 0.02 for every class. Faces whose eyes tilt ALIGN_MIN_DEGREES or more are left out
-of the probability comparison (the server refines their landmarks by looking again in turned
-views; the device does not yet), and counted. A model file altered by one byte is refused.
+difference <= 0.02 for every class. Faces whose eyes tilt ALIGN_MIN_DEGREES or more (their
+landmarks are found again in turned views on both sides: faces.refine_landmarks and
+static/js/ondevice/refine.js) are held to the same bar and also reported on their own, so a
+refinement that drifts shows. A model file altered by one byte is refused.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def test_browser_pipeline_matches_the_server(tmp_path):
     assert len(got) == len(images)
 
     server_total = sum(len(e) for e in expected)
-    matched, extra, excluded, diffs, agree, tilted_diffs, tilted_agree = 0, 0, 0, [], 0, [], 0
+    matched, extra, diffs, agree, tilted = 0, 0, [], [], []
     for want, have in zip(expected, got, strict=True):
         used = set()
         for face in want:
@@ -97,28 +98,26 @@ def test_browser_pipeline_matches_the_server(tmp_path):
             used.add(best[1])
             matched += 1
             q = np.array([have[best[1]]["probabilities"][c] for c in classes])
-            if abs(face["angle"]) >= ALIGN_MIN_DEGREES:  # reported, not held (no refinement on the device)
-                excluded += 1
-                tilted_diffs.append(np.abs(q - face["p"]).mean())
-                tilted_agree += int(np.argmax(q) == np.argmax(face["p"]))
-                continue
             diffs.append(np.abs(q - face["p"]))
-            agree += int(np.argmax(q) == np.argmax(face["p"]))
+            agree.append(int(np.argmax(q) == np.argmax(face["p"])))
+            tilted.append(abs(face["angle"]) >= ALIGN_MIN_DEGREES)
         extra += len(have) - len(used)
-    diffs = np.array(diffs)
+    diffs, agree, tilted = np.array(diffs), np.array(agree), np.array(tilted, dtype=bool)
     compared = len(diffs)
-    per_class = diffs.mean(axis=0) if compared else np.full(len(classes), np.nan)
+    per_class = diffs.mean(axis=0)
     print(
         f"\non-device parity: {len(images)} frames, server faces {server_total}, found {matched}/{server_total} "
-        f"({matched / max(1, server_total):.3f}), extra browser boxes {extra}; probabilities compared on {compared} faces "
-        f"({excluded} tilted >= {ALIGN_MIN_DEGREES:g} deg left out): top-1 agreement {agree / max(1, compared):.4f}, "
-        f"mean abs diff {diffs.mean() if compared else float('nan'):.2e} (worst class {per_class.max():.2e}), "
-        f"max abs diff {diffs.max() if compared else float('nan'):.2e}; tilted faces (not held): top-1 agreement "
-        f"{tilted_agree}/{excluded}, mean abs diff {np.mean(tilted_diffs) if tilted_diffs else float('nan'):.2e}"
+        f"({matched / max(1, server_total):.3f}), extra browser boxes {extra}; probabilities compared on {compared} faces: "
+        f"top-1 agreement {agree.mean():.4f}, mean abs diff {diffs.mean():.2e} (worst class {per_class.max():.2e}), "
+        f"max abs diff {diffs.max():.2e}; of them tilted >= {ALIGN_MIN_DEGREES:g} deg (refined on both sides): {tilted.sum()}, "
+        f"top-1 agreement {agree[tilted].sum()}/{tilted.sum()}, mean abs diff {diffs[tilted].mean() if tilted.any() else float('nan'):.2e}, "
+        f"max {diffs[tilted].max() if tilted.any() else float('nan'):.2e}"
     )
     assert server_total >= 40
     assert matched == server_total, f"browser found {matched} of {server_total} server faces"
     assert extra == 0, f"{extra} browser boxes the server does not find"
-    assert compared >= 40
-    assert agree / compared >= 0.97
+    assert compared >= 40 and tilted.sum() >= 10  # tilted faces are part of the bar
+    assert agree.mean() >= 0.97
+    assert agree[tilted].mean() >= 0.97
     assert per_class.max() <= 0.02, dict(zip(classes, per_class.round(4).tolist(), strict=True))
+    assert diffs[tilted].mean(axis=0).max() <= 0.02

@@ -4,13 +4,15 @@
 // onnxruntime-web's WebAssembly backend vendored in static/vendor/onnxruntime-web (no network
 // beyond this site, one thread: the site is not cross-origin isolated).
 //
-// Not done here (yet): refine_landmarks for tilted faces (the server looks at them again turned;
-// here a tilted face is levelled from its first landmarks and flagged ``tilted``), the turned
-// detector views, frames the server would rescale (long side over 960 or up to 240 px).
+// A tilted face's landmarks are found again in turned views before it is levelled (refine.js,
+// faces.refine_landmarks). Not done here (yet): the turned detector views (DETECT_TURNS, for
+// faces the upright view misses), a track's memory of refined landmarks (every frame refines
+// its tilted faces again), frames the server would rescale (long side over 960 or up to 240 px).
 
 import * as ort from '../../vendor/onnxruntime-web/ort.wasm.min.mjs';
 import { alignFace, eyeAngle, toGray, ALIGN_MIN_DEGREES } from './align.js';
 import { FaceClassifier } from './classify.js';
+import { refineLandmarks } from './refine.js';
 import { YuNet } from './yunet.js';
 
 ort.env.wasm.numThreads = 1;
@@ -74,7 +76,8 @@ export class FacePipeline {
     }
     if (!found.length) return [];
     const gray = toGray(data, width, height);
-    const crops = found.map((f) => alignFace(gray, f.box, f.landmarks));
+    const crops = [];
+    for (const f of found) crops.push(alignFace(gray, f.box, await refineLandmarks(this.detector, gray, f.box, f.landmarks)));
     const probabilities = await this.classifier.predict(crops);
     const classes = this.classifier.classes;
     return found.map((f, i) => {
