@@ -1,7 +1,9 @@
 """The on-device face pipeline (static/js/ondevice/, onnxruntime-web WebAssembly, one thread) in
 headless Chromium: ms per 640x480 frame and frames per second with 1 face, 1 face tilted 30
 degrees (its landmarks refined in three turned views, static/js/ondevice/refine.js) and 4 faces
-(detection, crops and the live model with its hflip view), and the bytes a first visit downloads for it
+(detection, crops and the live model with its hflip view), each as single frames and as a live
+session (tracked: the turned detector views every 10th frame, refined landmarks reused while a
+tilt holds, as the live page runs), and the bytes a first visit downloads for it
 (the vendored runtime, the pipeline's modules and the two model files). Run on demand:
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_ondevice.py [--repeat 20]
@@ -78,8 +80,10 @@ def main() -> None:
         page.evaluate("c => window.ondevice.load(c)", config)
         print(f"headless Chromium, onnxruntime-web wasm, 1 thread, {W}x{H} frames, {args.repeat} passes each")
         for name, url in (("1 face", "/one.rgba"), ("1 tilted", "/tilted.rgba"), ("4 faces", "/four.rgba")):
-            r = page.evaluate("([u, w, h, n]) => window.ondevice.bench(u, w, h, n)", [url, W, H, args.repeat])
-            print(f"{name:8s} faces found {r['faces']:.0f}: {r['ms']:.1f} ms per frame, {1000 / r['ms']:.1f} fps")
+            for tracked in (False, True):
+                r = page.evaluate("([u, w, h, n, t]) => window.ondevice.bench(u, w, h, n, t)", [url, W, H, args.repeat, tracked])
+                mode = "live session (tracked)" if tracked else "single frames"
+                print(f"{name:8s} {mode:22s} faces found {r['faces']:.0f}: {r['ms']:.1f} ms per frame, {1000 / r['ms']:.1f} fps")
         browser.close()
     assert not errors, errors
     sizes = first_visit_bytes(config)

@@ -121,3 +121,75 @@ def test_browser_pipeline_matches_the_server(tmp_path):
     assert agree[tilted].mean() >= 0.97
     assert per_class.max() <= 0.02, dict(zip(classes, per_class.round(4).tolist(), strict=True))
     assert diffs[tilted].mean(axis=0).max() <= 0.02
+
+
+def sequences() -> dict[str, list[np.ndarray]]:
+    """Live-like frame sequences: a FER face turning from upright to 45 degrees either way and
+    back (new tilts, reused and refreshed alignments), and the group photo turned 30 degrees for
+    16 frames (faces only the turned detector views find, kept by their tracks between the frames
+    that look at every view)."""
+    import cv2
+
+    from training.evaluate_pose import place
+
+    face = cv2.imread(str(sorted((MEDIA / "fer2013" / "test").rglob("*.jpg"))[0]), cv2.IMREAD_GRAYSCALE)
+    angles = [0, 8, 16, 24, 32, 40, 45, 45, 40, 30, 20, 10, 0, -10, -20, -30, -40, -45, -45, -45, -30, -15, 0]
+    turning = [place(face, 220, float(a))[0] for a in angles]
+    group = cv2.resize(cv2.imread(str(MEDIA / "12_angry_men.jpg")), (W, H), interpolation=cv2.INTER_AREA)
+    matrix = cv2.getRotationMatrix2D((W / 2, H / 2), 30.0, 1.0)
+    turned = cv2.warpAffine(group, matrix, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(110, 110, 110))
+    return {"turning face": turning, "group turned 30 deg": [turned] * 16}
+
+
+def test_tracked_browser_sessions_match_the_servers_live_frames():
+    """A live session on the device (FacePipeline.run with a FaceTracks) against the server's live
+    path (faces.analyze_image with the live model and a tracking.FaceTracks), frame by frame: the
+    same faces, track ids, top emotion and probabilities, and as many refinements reused."""
+    from playwright.sync_api import sync_playwright
+
+    from recognition.inference import faces
+    from recognition.inference.tracking import FaceTracks, iou
+
+    from ..livesite import launch_chromium
+
+    live = faces.live_model_name() or "face"
+    config = pipeline_config(live)
+    classes = config["card"]["classes"]
+    runs = sequences()
+    expected = {}
+    for name, frames_ in runs.items():
+        tracks = FaceTracks()
+        expected[name] = ([faces.analyze_image(f, model=live, tracks=tracks)["faces"] for f in frames_], tracks.memory.refined, tracks.memory.reused)
+    routes = {f"/seq{k}.rgba": b"".join(np.dstack([f[:, :, ::-1], np.full((H, W), 255, np.uint8)]).tobytes() for f in frames_) for k, frames_ in enumerate(runs.values())}
+    with static_server(routes) as base, sync_playwright() as p:
+        browser = launch_chromium(p)
+        page, errors = open_harness(browser, base)
+        assert page.evaluate("c => window.ondevice.load(c)", config)
+        got = [page.evaluate("([u, w, h]) => window.ondevice.runTracked(u, w, h)", [f"/seq{k}.rgba", W, H]) for k in range(len(runs))]
+        browser.close()
+    assert errors == []
+    for (name, (want_frames, refined, reused)), have in zip(expected.items(), got, strict=True):
+        server_total = sum(len(w) for w in want_frames)
+        matched, diffs, agree, same_track = 0, [], [], 0
+        for want, found in zip(want_frames, have["results"], strict=True):
+            assert len(found) == len(want), f"{name}: browser {len(found)} faces, server {len(want)}"
+            for face in want:
+                best = max(found, key=lambda h: iou(face["box"], h["box"]))
+                if iou(face["box"], best["box"]) < 0.9:
+                    continue
+                matched += 1
+                q = np.array([best["probabilities"][c] for c in classes])
+                p_ = np.array([face["probabilities"][c] for c in classes])
+                diffs.append(np.abs(q - p_))
+                agree.append(int(np.argmax(q) == np.argmax(p_)))
+        diffs = np.array(diffs)
+        print(
+            f"\n{name}: {len(want_frames)} frames, server faces {server_total}, matched {matched}; top-1 agreement "
+            f"{np.mean(agree):.4f}, mean abs diff {diffs.mean():.2e}, max {diffs.max():.2e}; refinements server "
+            f"{refined} computed / {reused} reused, browser {have['refined']} / {have['reused']}"
+        )
+        assert server_total >= len(want_frames)  # every frame has a face
+        assert matched == server_total
+        assert np.mean(agree) >= 0.97
+        assert diffs.mean(axis=0).max() <= 0.02
+        assert (have["refined"], have["reused"]) == (refined, reused)

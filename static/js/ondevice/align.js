@@ -244,3 +244,24 @@ export function warpAffine(src, m, dw, dh, border) {
   }
   return { data: out, width: dw, height: dh };
 }
+
+// warpAffine for RGBA pixels (the three colour channels as warpAffine does each; alpha 255).
+export function warpAffineRgba(rgba, width, height, m, border) {
+  const inv = invertAffine(m);
+  const out = new Uint8ClampedArray(width * height * 4);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) {
+    const sx = inv[0] * x + inv[1] * y + inv[2], sy = inv[3] * x + inv[4] * y + inv[5];
+    const xf = Math.floor(sx), yf = Math.floor(sy), fx = sx - xf, fy = sy - yf;
+    const o = (y * width + x) * 4;
+    const inside = (px, py) => px >= 0 && py >= 0 && px < width && py < height;
+    const i00 = inside(xf, yf) ? (yf * width + xf) * 4 : -1, i01 = inside(xf + 1, yf) ? (yf * width + xf + 1) * 4 : -1;
+    const i10 = inside(xf, yf + 1) ? ((yf + 1) * width + xf) * 4 : -1, i11 = inside(xf + 1, yf + 1) ? ((yf + 1) * width + xf + 1) * 4 : -1;
+    for (let c = 0; c < 3; c++) {
+      const p00 = i00 < 0 ? border : rgba[i00 + c], p01 = i01 < 0 ? border : rgba[i01 + c];
+      const p10 = i10 < 0 ? border : rgba[i10 + c], p11 = i11 < 0 ? border : rgba[i11 + c];
+      out[o + c] = saturateU8((p00 * (1 - fx) + p01 * fx) * (1 - fy) + (p10 * (1 - fx) + p11 * fx) * fy);
+    }
+    out[o + 3] = 255;
+  }
+  return out;
+}

@@ -5,15 +5,20 @@
 // beyond this site, one thread: the site is not cross-origin isolated).
 //
 // A tilted face's landmarks are found again in turned views before it is levelled (refine.js,
-// faces.refine_landmarks). Not done here (yet): the turned detector views (DETECT_TURNS, for
-// faces the upright view misses), a track's memory of refined landmarks (every frame refines
-// its tilted faces again), frames the server would rescale (long side over 960 or up to 240 px).
+// faces.refine_landmarks). With a session's FaceTracks (tracking.js), a frame is handled as the
+// server handles a live frame (faces.detect_in_frame, faces.tracked_face_crops): the turned
+// detector views (DETECT_TURNS, for faces the upright view misses) run where the tracks need
+// them, and a track reuses its refined landmarks while its tilt holds. Not done here: frames the
+// server would rescale (long side over 960 or up to 240 px).
 
 import * as ort from '../../vendor/onnxruntime-web/ort.wasm.min.mjs';
-import { alignFace, eyeAngle, toGray, ALIGN_MIN_DEGREES } from './align.js';
+import {
+  alignFace, eyeAngle, invertAffine, rotationMatrix2D, toGray, transformPoints, warpAffineRgba, ALIGN_MIN_DEGREES,
+} from './align.js';
 import { FaceClassifier } from './classify.js';
 import { refineLandmarks } from './refine.js';
-import { YuNet } from './yunet.js';
+import { iou } from './tracking.js';
+import { MIN_BOX_PX, NMS_THRESHOLD, YuNet, leftToRight } from './yunet.js';
 
 ort.env.wasm.numThreads = 1;
 ort.env.wasm.wasmPaths = new URL('../../vendor/onnxruntime-web/', import.meta.url).href;
@@ -46,6 +51,17 @@ async function session(url, sha256) {
 
 export const MAX_FACES = 64;
 export const MIN_JUDGE_PX = 32;
+export const DETECT_TURNS = [30, -30];
+const TURN_BORDER = 127;
+
+// faces._suppress: non-maximum suppression over the views, best score first.
+function suppress(found) {
+  const kept = [];
+  for (const f of found.slice().sort((a, b) => b.score - a.score)) {
+    if (kept.every((k) => iou(f.box, k.box) < NMS_THRESHOLD)) kept.push(f);
+  }
+  return kept;
+}
 
 export class FacePipeline {
   constructor(detector, classifier) {
@@ -65,19 +81,67 @@ export class FacePipeline {
     return new FacePipeline(new YuNet(ort, yunet), classifier);
   }
 
-  // ImageData (or {data, width, height}) -> [{box, score, landmarks, tilted, too_small, emotion,
-  // confidence, probabilities: {class: p}}], left to right
-  async run(image) {
-    const { data, width, height } = image;
-    let found = await this.detector.detect(data, width, height);
-    if (found.length > MAX_FACES) {
-      found = found.slice().sort((a, b) => b.score - a.score).slice(0, MAX_FACES)
-        .sort((a, b) => a.box[0] - b.box[0] || a.box[1] - b.box[1]);
+  // faces._turned_detections: the frame turned by `turn` degrees about its centre (same size,
+  // grey where the turn brings in nothing), its detections turned back into the frame; their
+  // landmarks carry `turn` (faces.TurnedLandmarks).
+  async turnedDetections(data, width, height, turn) {
+    const matrix = rotationMatrix2D(width / 2, height / 2, turn, 1);
+    const view = warpAffineRgba(data, width, height, matrix, TURN_BORDER);
+    const back = invertAffine(matrix);
+    const found = [];
+    for (const row of await this.detector.detectRows(view, width, height)) {
+      const bw = row[2], bh = row[3];
+      const [[cx, cy]] = transformPoints([[Math.fround(row[0] + Math.fround(bw / 2)), Math.fround(row[1] + Math.fround(bh / 2))]], back);
+      const x0 = Math.max(0, Math.floor(cx - bw / 2)), y0 = Math.max(0, Math.floor(cy - bh / 2));
+      const x1 = Math.min(width, Math.ceil(cx + bw / 2)), y1 = Math.min(height, Math.ceil(cy + bh / 2));
+      if (x1 - x0 < MIN_BOX_PX || y1 - y0 < MIN_BOX_PX) continue;
+      const landmarks = transformPoints([0, 1, 2, 3, 4].map((j) => [row[4 + 2 * j], row[5 + 2 * j]]), back);
+      landmarks.turn = turn;
+      found.push({ box: [x0, y0, x1 - x0, y1 - y0], score: row[14], landmarks });
     }
+    return found;
+  }
+
+  // faces.detect_with_landmarks with `turns` (and the upright view unless upright is false).
+  async detectViews(data, width, height, turns, upright = true) {
+    let found = upright ? await this.detector.detect(data, width, height, { sorted: false }) : [];
+    for (const turn of turns) found = found.concat(await this.turnedDetections(data, width, height, turn));
+    if (turns.length) found = suppress(found);
+    return found.sort(leftToRight);
+  }
+
+  // faces.detect_in_frame: a photo (no tracks) gets the upright view only here (the server's
+  // photos get every turned view too); a tracked frame gets the turned views its tracks need,
+  // and the ones not looked at yet when a face of the last frame would be lost.
+  async detectInFrame(data, width, height, tracks) {
+    if (!tracks) return this.detector.detect(data, width, height);
+    const turns = tracks.turns(DETECT_TURNS);
+    let found = await this.detectViews(data, width, height, turns);
+    const missing = DETECT_TURNS.filter((t) => !turns.includes(t));
+    if (missing.length && tracks.wouldLose(found.map((f) => f.box))) {
+      found = suppress(found.concat(await this.detectViews(data, width, height, missing, false))).sort(leftToRight);
+    }
+    return found;
+  }
+
+  // ImageData (or {data, width, height}) -> [{box, score, landmarks, tilted, too_small, emotion,
+  // confidence, probabilities: {class: p}}], left to right. `tracks`: the session's FaceTracks
+  // (tracking.js) for live frames; each face then has its `track` id.
+  async run(image, tracks = null) {
+    const { data, width, height } = image;
+    let found = await this.detectInFrame(data, width, height, tracks);
+    if (found.length > MAX_FACES) {
+      found = found.slice().sort((a, b) => b.score - a.score).slice(0, MAX_FACES).sort(leftToRight);
+    }
+    const ids = tracks ? tracks.assign(found.map((f) => f.box), found.map((f) => f.landmarks.turn ?? null)) : null;
     if (!found.length) return [];
     const gray = toGray(data, width, height);
     const crops = [];
-    for (const f of found) crops.push(alignFace(gray, f.box, await refineLandmarks(this.detector, gray, f.box, f.landmarks)));
+    for (const [i, f] of found.entries()) {
+      const refine = () => refineLandmarks(this.detector, gray, f.box, f.landmarks);
+      const points = tracks ? await tracks.memory.landmarks(ids[i], tracks.frame - 1, f.box, f.landmarks, refine) : await refine();
+      crops.push(alignFace(gray, f.box, points));
+    }
     const probabilities = await this.classifier.predict(crops);
     const classes = this.classifier.classes;
     return found.map((f, i) => {
@@ -87,6 +151,7 @@ export class FacePipeline {
         box: f.box,
         score: f.score,
         landmarks: f.landmarks,
+        ...(ids ? { track: ids[i] } : {}),
         tilted: Math.abs(eyeAngle(f.landmarks)) >= ALIGN_MIN_DEGREES,
         too_small: Math.max(f.box[2], f.box[3]) < MIN_JUDGE_PX,
         emotion: classes[best],

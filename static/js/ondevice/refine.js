@@ -63,6 +63,7 @@ export function detectionAt(found, [x, y]) {
 // view whose eyes look most level (faces.refine_landmarks).
 export async function refineLandmarks(detector, gray, box, landmarks) {
   if (!landmarks) return null;
+  if (landmarks.turn !== undefined) return landmarks; // found in a turned view: seen near upright
   const first = eyeAngle(landmarks);
   if (Math.abs(first) < ALIGN_MIN_DEGREES) return landmarks;
   const [x, y, w, h] = box;

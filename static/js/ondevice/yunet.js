@@ -106,9 +106,10 @@ export class YuNet {
     return rows;
   }
 
-  // faces.detect_with_landmarks for an image the server would not rescale (long side 241-960
-  // px, e.g. a 640x480 webcam frame): [{box, score, landmarks}], left to right.
-  async detect(rgba, width, height) {
+  // faces.detect_with_landmarks' upright view for an image the server would not rescale (long
+  // side 241-960 px, e.g. a 640x480 webcam frame): [{box, score, landmarks}], left to right
+  // (``sorted: false``: in the detector's order, best first, as the server merges views).
+  async detect(rgba, width, height, { sorted = true } = {}) {
     const long = Math.max(width, height);
     if (long > 960 || long <= 240) throw new Error(`on-device detection takes 241-960 px frames, not ${width}x${height}`);
     const found = [];
@@ -120,6 +121,11 @@ export class YuNet {
         found.push({ box: [x0, y0, x1 - x0, y1 - y0], score: row[14], landmarks });
       }
     }
-    return found.sort((a, b) => a.box[0] - b.box[0] || a.box[1] - b.box[1]);
+    return sorted ? found.sort(leftToRight) : found;
   }
+}
+
+// faces._left_to_right
+export function leftToRight(a, b) {
+  return a.box[0] - b.box[0] || a.box[1] - b.box[1];
 }
