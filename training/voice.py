@@ -552,8 +552,7 @@ def _limit(clips: list[Clip], n: int) -> list[Clip]:
 
 def finish(args, model, kind, temperature, inner_metrics, inner_state, final_state, train_seconds, started, log) -> dict:
     """Save the model, score actors 17-20 through the serving path, write the card."""
-    from recognition.inference import registry
-    from recognition.inference.registry import sha256_file, write_card
+    from recognition.inference.registry import sha256_file
 
     keras = _keras()
     out = Path(args.out)
@@ -606,17 +605,26 @@ def finish(args, model, kind, temperature, inner_metrics, inner_state, final_sta
         "size_bytes": model_path.stat().st_size,
         **({"extra_data": args.extra_used} if getattr(args, "extra_used", None) else {}),
     }
+    return finish_card(card, args, out, started, card_markdown, log)
+
+
+def finish_card(card: dict, args: argparse.Namespace, out: Path, started: float, markdown, log) -> dict:
+    """The end of every voice training run (one model or the fold models' ensemble): write the
+    card, score the saved model once on the test actors (17-20), check the upload formats, write
+    the card again with ``markdown(card)`` and serve it with ``--serve``."""
+    from recognition.inference import registry
+    from recognition.inference.registry import write_card
+
     write_card(card, out)
     registry.clear_cache()  # a model of this name may have been loaded earlier in this process
     test = evaluate_folder(args.data, args.name, directory=out, actors=TEST_ACTORS, limit=args.limit)
-    raw = test.pop("uncalibrated_ece")
+    card["metrics"]["test_uncalibrated_ece"] = test.pop("uncalibrated_ece")
     card["metrics"]["test"] = test
-    card["metrics"]["test_uncalibrated_ece"] = raw
     log(f"{args.name}: actors 17-20 accuracy {test['accuracy']:.4f} (n={test['n']}), ECE {test['ece']:.4f}")
     if not args.no_formats:
         card["metrics"]["formats"] = format_check(args.data, args.name, directory=out, limit=args.limit, log=log)
     card["training"]["total_seconds"] = round(time.time() - started, 1)
-    write_card(card, out, markdown=card_markdown(card))
+    write_card(card, out, markdown=markdown(card))
     if args.serve:
         serve(args.name, out)
         log(f"models/registry.json: voice -> {args.name}")

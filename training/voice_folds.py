@@ -28,13 +28,11 @@ from training.common import next_version, strip_optimizer
 from training.metrics import fit_temperature, summarise
 from training.voice import (
     ARCHITECTURES,
-    TEST_ACTORS,
     _keras,
     add_arguments,
     apply_defaults,
     card_markdown_folds,
-    evaluate_folder,
-    format_check,
+    finish_card,
     list_clips,
     load_features,
     load_signal,
@@ -42,7 +40,6 @@ from training.voice import (
     run_logger,
     run_stage,
     select,
-    serve,
 )
 from training.voice import train as voice_train
 
@@ -106,7 +103,6 @@ def clip_matrix(records: list[dict], how: str = "mean", temperature: float = 1.0
 def train_folds(args) -> dict:
     """Train the k fold models, write the fold table; unless ``--cv-only``, serve their ensemble
     and score it once on actors 17-20."""
-    from recognition.inference import registry
     from recognition.inference.registry import sha256_file, write_card
 
     args = apply_defaults(args)
@@ -210,20 +206,7 @@ def train_folds(args) -> dict:
         },
         "date": today,
     }
-    write_card(card, out)
-    registry.clear_cache()
-    test = evaluate_folder(args.data, args.name, directory=out, actors=TEST_ACTORS, limit=args.limit)
-    card["metrics"]["test_uncalibrated_ece"] = test.pop("uncalibrated_ece")
-    card["metrics"]["test"] = test
-    log(f"{args.name}: actors 17-20 accuracy {test['accuracy']:.4f} (n={test['n']}), ECE {test['ece']:.4f}")
-    if not args.no_formats:
-        card["metrics"]["formats"] = format_check(args.data, args.name, directory=out, limit=args.limit, log=log)
-    card["training"]["total_seconds"] = round(time.time() - started, 1)
-    write_card(card, out, markdown=card_markdown_folds(card))
-    if args.serve:
-        serve(args.name, out)
-        log(f"models/registry.json: voice -> {args.name}")
-    return card
+    return finish_card(card, args, out, started, card_markdown_folds, log)
 
 
 def _input_card(kind: str) -> dict:
