@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,6 +122,21 @@ class Site:
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+
+@contextmanager
+def site_with_user(data_dir: Path, username: str, password: str, **env: str) -> Iterator[str]:
+    """A migrated site in ``data_dir`` with one user, started; yields its URL, stops it after
+    (printing the server's log tail, which pytest shows when the test failed)."""
+    server = Site(data_dir, **env)
+    server.manage("migrate", "--noinput")
+    server.create_user(username, password)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        print(server.log_tail())
 
 
 # Content-Security-Policy violations seen by any page of a browser from launch_chromium: what

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from ..conftest import MEDIA, SPEECH
-from ..livesite import Site, launch_chromium
+from ..livesite import launch_chromium, site_with_user
 from .axe import describe, violations
 
 pytestmark = pytest.mark.browser
@@ -35,12 +35,8 @@ SIGNED_IN = [
 
 @pytest.fixture
 def site(tmp_path):
-    server = Site(tmp_path)
-    server.manage("migrate", "--noinput")
-    server.create_user(USERNAME, PASSWORD)
-    server.start()
-    yield server.url
-    server.stop()
+    with site_with_user(tmp_path, USERNAME, PASSWORD) as url:
+        yield url
 
 
 def test_every_page_has_no_serious_accessibility_violations(site):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ..conftest import SPEECH
-from ..livesite import SHOTS, Site, launch_chromium
+from ..livesite import SHOTS, launch_chromium, site_with_user
 
 pytestmark = pytest.mark.browser
 
@@ -16,12 +16,8 @@ SHORT_CLIP = SPEECH / "03-01-05-02-02-01-20.flac"  # 4.4 s, one window of speech
 
 @pytest.fixture
 def site(tmp_path):
-    server = Site(tmp_path)
-    server.manage("migrate", "--noinput")
-    server.create_user(USERNAME, PASSWORD)
-    server.start()
-    yield server.url
-    server.stop()
+    with site_with_user(tmp_path, USERNAME, PASSWORD) as url:
+        yield url
 
 
 def test_a_short_clip_is_charted_as_one_span_from_0_to_its_end(site):

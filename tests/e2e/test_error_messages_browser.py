@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ..conftest import MEDIA, SPEECH
-from ..livesite import SHOTS, Site, launch_chromium, shrink_png
+from ..livesite import SHOTS, launch_chromium, shrink_png, site_with_user
 from ..media_convert import encode_audio, read_pcm
 
 pytestmark = pytest.mark.browser
@@ -23,13 +23,9 @@ LIMIT_BYTES = 300_000  # test_image.jpg (503 KiB) is over it, the other inputs u
 
 @pytest.fixture
 def site(tmp_path):
-    (tmp_path / "site").mkdir()
-    server = Site(tmp_path / "site", MAX_UPLOAD_BYTES=str(LIMIT_BYTES))
-    server.manage("migrate", "--noinput")
-    server.create_user(USERNAME, PASSWORD)
-    server.start()
-    yield server.url
-    server.stop()
+    (tmp_path / "site").mkdir()  # tmp_path itself holds the test's own files
+    with site_with_user(tmp_path / "site", USERNAME, PASSWORD, MAX_UPLOAD_BYTES=str(LIMIT_BYTES)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -132,7 +132,7 @@ def sequences() -> dict[str, list[np.ndarray]]:
 
     from training.evaluate_pose import place
 
-    face = cv2.imread(str(sorted((MEDIA / "fer2013" / "test").rglob("*.jpg"))[0]), cv2.IMREAD_GRAYSCALE)
+    face = cv2.imread(str(min((MEDIA / "fer2013" / "test").rglob("*.jpg"))), cv2.IMREAD_GRAYSCALE)
     angles = [0, 8, 16, 24, 32, 40, 45, 45, 40, 30, 20, 10, 0, -10, -20, -30, -40, -45, -45, -45, -30, -15, 0]
     turning = [place(face, 220, float(a))[0] for a in angles]
     group = cv2.resize(cv2.imread(str(MEDIA / "12_angry_men.jpg")), (W, H), interpolation=cv2.INTER_AREA)
@@ -144,7 +144,7 @@ def sequences() -> dict[str, list[np.ndarray]]:
 def test_tracked_browser_sessions_match_the_servers_live_frames():
     """A live session on the device (FacePipeline.run with a FaceTracks) against the server's live
     path (faces.analyze_image with the live model and a tracking.FaceTracks), frame by frame: the
-    same faces, track ids, top emotion and probabilities, and as many refinements reused."""
+    same faces, top emotion and probabilities, and the same refinements computed and reused."""
     from playwright.sync_api import sync_playwright
 
     from recognition.inference import faces
@@ -170,7 +170,7 @@ def test_tracked_browser_sessions_match_the_servers_live_frames():
     assert errors == []
     for (name, (want_frames, refined, reused)), have in zip(expected.items(), got, strict=True):
         server_total = sum(len(w) for w in want_frames)
-        matched, diffs, agree, same_track = 0, [], [], 0
+        matched, diffs, agree = 0, [], []
         for want, found in zip(want_frames, have["results"], strict=True):
             assert len(found) == len(want), f"{name}: browser {len(found)} faces, server {len(want)}"
             for face in want:

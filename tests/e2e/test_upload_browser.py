@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import MEDIA, SPEECH
-from ..livesite import SHOTS, Site, launch_chromium, shrink_png
+from ..livesite import SHOTS, launch_chromium, shrink_png, site_with_user
 
 pytestmark = pytest.mark.browser
 
@@ -20,14 +20,8 @@ USERNAME, PASSWORD = "uploader", "Upload-test-password-9"
 
 @pytest.fixture
 def site(tmp_path):
-    """The site under daphne on SQLite in a temporary folder, tasks run in-process (eager)."""
-    server = Site(tmp_path)
-    server.manage("migrate", "--noinput")
-    server.create_user(USERNAME, PASSWORD)
-    server.start()
-    yield server.url
-    server.stop()
-    print(server.log_tail())
+    with site_with_user(tmp_path, USERNAME, PASSWORD) as url:
+        yield url
 
 
 @pytest.fixture
