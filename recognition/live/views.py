@@ -18,6 +18,10 @@ from recognition.live.protocol import LiveLimits
 @login_required
 def live(request: HttpRequest) -> HttpResponse:
     limits = LiveLimits.from_settings()
+    try:
+        download = ondevice.manifest()["download_bytes"]
+    except registry.ModelUnavailable:
+        download = None
     return render(
         request,
         "live/live.html",
@@ -26,6 +30,8 @@ def live(request: HttpRequest) -> HttpResponse:
             "max_fps": min(30, int(limits.max_messages_per_second) // 2),
             # Frames are sent at the width the server analyses: no pixels wasted on the wire.
             "frame_width": max(160, min(640, limits.infer_max_width or 640)),
+            "device_available": download is not None,
+            "device_download_mb": f"{(download or 0) / 1e6:.1f}",
         },
     )
 
