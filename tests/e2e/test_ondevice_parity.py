@@ -8,9 +8,10 @@ faces.classify_faces with the live model); the browser gets the same decoded pix
 
 The bar (issue 31): every server box matched by a browser box with IoU >= 0.9 and no extra
 browser box; the same top emotion for >= 97% of matched faces; mean absolute probability
-difference <= 0.02 for every class. Faces whose eyes tilt ALIGN_MIN_DEGREES or more are left out
-of the probability comparison (the server refines their landmarks by looking again in turned
-views; the device does not yet), and counted. A model file altered by one byte is refused.
+difference <= 0.02 for every class, tilted faces included (eyes ALIGN_MIN_DEGREES or more off
+level: both sides refine their landmarks by looking again in turned views, faces.refine_landmarks
+and FacePipeline.refineLandmarks; they are also counted and reported on their own). A model file
+altered by one byte is refused.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def test_browser_pipeline_matches_the_server(tmp_path):
     assert len(got) == len(images)
 
     server_total = sum(len(e) for e in expected)
-    matched, extra, excluded, diffs, agree, tilted_diffs, tilted_agree = 0, 0, 0, [], 0, [], 0
+    matched, extra, tilted, diffs, agree, tilted_diffs, tilted_agree = 0, 0, 0, [], 0, [], 0
     for want, have in zip(expected, got, strict=True):
         used = set()
         for face in want:
@@ -97,11 +98,10 @@ def test_browser_pipeline_matches_the_server(tmp_path):
             used.add(best[1])
             matched += 1
             q = np.array([have[best[1]]["probabilities"][c] for c in classes])
-            if abs(face["angle"]) >= ALIGN_MIN_DEGREES:  # reported, not held (no refinement on the device)
-                excluded += 1
+            if abs(face["angle"]) >= ALIGN_MIN_DEGREES:  # held like the others, also reported apart
+                tilted += 1
                 tilted_diffs.append(np.abs(q - face["p"]).mean())
                 tilted_agree += int(np.argmax(q) == np.argmax(face["p"]))
-                continue
             diffs.append(np.abs(q - face["p"]))
             agree += int(np.argmax(q) == np.argmax(face["p"]))
         extra += len(have) - len(used)
@@ -111,14 +111,18 @@ def test_browser_pipeline_matches_the_server(tmp_path):
     print(
         f"\non-device parity: {len(images)} frames, server faces {server_total}, found {matched}/{server_total} "
         f"({matched / max(1, server_total):.3f}), extra browser boxes {extra}; probabilities compared on {compared} faces "
-        f"({excluded} tilted >= {ALIGN_MIN_DEGREES:g} deg left out): top-1 agreement {agree / max(1, compared):.4f}, "
+        f"({tilted} of them tilted >= {ALIGN_MIN_DEGREES:g} deg): top-1 agreement {agree / max(1, compared):.4f}, "
         f"mean abs diff {diffs.mean() if compared else float('nan'):.2e} (worst class {per_class.max():.2e}), "
-        f"max abs diff {diffs.max() if compared else float('nan'):.2e}; tilted faces (not held): top-1 agreement "
-        f"{tilted_agree}/{excluded}, mean abs diff {np.mean(tilted_diffs) if tilted_diffs else float('nan'):.2e}"
+        f"max abs diff {diffs.max() if compared else float('nan'):.2e}; the tilted faces alone: top-1 agreement "
+        f"{tilted_agree}/{tilted}, mean abs diff {np.mean(tilted_diffs) if tilted_diffs else float('nan'):.2e}"
     )
     assert server_total >= 40
     assert matched == server_total, f"browser found {matched} of {server_total} server faces"
     assert extra == 0, f"{extra} browser boxes the server does not find"
-    assert compared >= 40
+    assert compared == matched and compared >= 40
+    assert tilted >= 10  # the refinement is exercised
+    # Tilted faces on their own: without the refinement on the device they were 18/19 top-1 and a
+    # mean difference of 0.032 (2026-12-05), which the overall bar alone does not catch.
+    assert tilted_agree / tilted >= 0.97 and np.mean(tilted_diffs) <= 0.005, (tilted_agree, tilted, np.mean(tilted_diffs))
     assert agree / compared >= 0.97
     assert per_class.max() <= 0.02, dict(zip(classes, per_class.round(4).tolist(), strict=True))

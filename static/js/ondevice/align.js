@@ -5,8 +5,8 @@
 //
 // Tilted faces (eyes >= ALIGN_MIN_DEGREES off level) are rotated as align_face does, with a
 // float bilinear warp (OpenCV's warpAffine uses 5-bit fixed-point offsets, so a grey level may
-// differ) and WITHOUT the server's refine_landmarks (the detector looked at again in turned
-// views): their crops are not held to the server's (see tests/e2e/test_ondevice_parity.py).
+// differ), after their landmarks are refined as faces.refine_landmarks does (the pipeline looks
+// again at the face turned by each of REFINE_ANGLES: refineView and turnBack below).
 
 export const FACE_SIZE = 48;
 export const ALIGN_SIDE = 2.57;
@@ -77,7 +77,7 @@ function areaTab(ssize, dsize, scale) {
 }
 
 // cv::resize INTER_AREA, 8-bit one channel, shrinking.
-function resizeArea(src, dw, dh) {
+export function resizeArea(src, dw, dh) {
   const sx = src.width / dw, sy = src.height / dh;
   const out = new Uint8Array(dw * dh);
   const ix = Math.round(sx), iy = Math.round(sy);
@@ -129,7 +129,7 @@ function linearTab(ssize, dsize, clamp) {
 }
 function saturateShort(v) { return roundHalfEven(v); }
 
-function resizeLinear(src, dw, dh) {
+export function resizeLinear(src, dw, dh) {
   // columns outside the image are clamped with their weight moved to the edge; rows keep their
   // weights and read the edge row (OpenCV's resizeGeneric_Invoker)
   const xt = linearTab(src.width, dw, true), yt = linearTab(src.height, dh, false);
@@ -168,7 +168,7 @@ export function eyeAngle(landmarks) {
 }
 
 // The side x side square at (x0, y0), edges repeated (cv2.BORDER_REPLICATE).
-function squareRegion(gray, x0, y0, side) {
+export function squareRegion(gray, x0, y0, side) {
   const out = new Uint8Array(side * side);
   for (let r = 0; r < side; r++) {
     const y = Math.min(Math.max(y0 + r, 0), gray.height - 1);
@@ -196,22 +196,59 @@ export function alignFace(gray, box, landmarks) {
   const x0 = Math.floor(cx) - half, y0 = Math.floor(cy) - half;
   const reg = squareRegion(gray, x0, y0, 2 * half);
   const lx = cx - x0, ly = cy - y0;
-  // cv2.getRotationMatrix2D((lx, ly), angle, 1) and its inverse map for warpAffine
-  const t = (angle * Math.PI) / 180, a = Math.cos(t), b = Math.sin(t);
-  const m = [a, b, (1 - a) * lx - b * ly, -b, a, b * lx + (1 - a) * ly];
-  const det = m[0] * m[4] - m[1] * m[3];
-  const i0 = m[4] / det, i1 = -m[1] / det, i3 = -m[3] / det, i4 = m[0] / det;
-  const i2 = -(i0 * m[2] + i1 * m[5]), i5 = -(i3 * m[2] + i4 * m[5]);
-  const n = reg.width, rot = new Uint8Array(n * n);
-  const px = (x, y) => reg.data[Math.min(Math.max(y, 0), n - 1) * n + Math.min(Math.max(x, 0), n - 1)];
-  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
-    const sx = i0 * x + i1 * y + i2, sy = i3 * x + i4 * y + i5;
-    const xf = Math.floor(sx), yf = Math.floor(sy), fx = sx - xf, fy = sy - yf;
-    const v = (px(xf, yf) * (1 - fx) + px(xf + 1, yf) * fx) * (1 - fy) + (px(xf, yf + 1) * (1 - fx) + px(xf + 1, yf + 1) * fx) * fy;
-    rot[y * n + x] = saturateU8(v);
-  }
+  const n = reg.width, rot = warpSquare(reg, rotationMatrix([lx, ly], angle)).data;
   const s0 = roundHalfEven(side);
   const left = roundHalfEven(lx - s0 / 2), top = roundHalfEven(ly - s0 / 2);
   const rx0 = Math.max(0, left), ry0 = Math.max(0, top);
   return resizeFace(region({ data: rot, width: n, height: n }, rx0, ry0, left + s0 - rx0, top + s0 - ry0));
+}
+
+// cv2.getRotationMatrix2D(centre, angle, 1): [a, b, tx, c, d, ty]
+export function rotationMatrix([cx, cy], angle) {
+  const t = (angle * Math.PI) / 180, a = Math.cos(t), b = Math.sin(t);
+  return [a, b, (1 - a) * cx - b * cy, -b, a, b * cx + (1 - a) * cy];
+}
+
+// cv2.invertAffineTransform
+export function invertAffine(m) {
+  const det = m[0] * m[4] - m[1] * m[3];
+  const i0 = m[4] / det, i1 = -m[1] / det, i3 = -m[3] / det, i4 = m[0] / det;
+  return [i0, i1, -(i0 * m[2] + i1 * m[5]), i3, i4, -(i3 * m[2] + i4 * m[5])];
+}
+
+// cv2.warpAffine(square, m, (n, n), INTER_LINEAR, BORDER_REPLICATE) of a grey square, float bilinear
+export function warpSquare(square, m) {
+  const [i0, i1, i2, i3, i4, i5] = invertAffine(m);
+  const n = square.width, out = new Uint8Array(n * n);
+  const px = (x, y) => square.data[Math.min(Math.max(y, 0), n - 1) * n + Math.min(Math.max(x, 0), n - 1)];
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
+    const sx = i0 * x + i1 * y + i2, sy = i3 * x + i4 * y + i5;
+    const xf = Math.floor(sx), yf = Math.floor(sy), fx = sx - xf, fy = sy - yf;
+    const v = (px(xf, yf) * (1 - fx) + px(xf + 1, yf) * fx) * (1 - fy) + (px(xf, yf + 1) * (1 - fx) + px(xf + 1, yf + 1) * fx) * fy;
+    out[y * n + x] = saturateU8(v);
+  }
+  return { data: out, width: n, height: n };
+}
+
+// faces.refine_landmarks, its image side: the face's box doubled into a square around its centre
+// (edges repeated), looked at no larger than DETECT_MIN_SIDE. -> {view, x0, y0, scale, centre}
+export const DETECT_MIN_SIDE = 240;
+export const REFINE_ANGLES = [15.0, 30.0, 45.0];
+
+export function refineRegion(gray, box) {
+  const [x, y, w, h] = box.map(Math.trunc);
+  const side = Math.ceil(2 * Math.max(w, h));
+  const cx = x + w / 2, cy = y + h / 2;
+  const x0 = roundHalfEven(cx - side / 2), y0 = roundHalfEven(cy - side / 2);
+  let view = squareRegion(gray, x0, y0, side);
+  const scale = Math.min(1.0, DETECT_MIN_SIDE / side);
+  if (scale < 1.0) view = resizeArea(view, DETECT_MIN_SIDE, DETECT_MIN_SIDE);
+  const size = view.width;
+  return { view, x0, y0, scale, centre: [size / 2 - 0.5, size / 2 - 0.5] };
+}
+
+// Landmarks seen in a view turned by matrix m, back in the image's pixels.
+export function turnBack(points, m, { x0, y0, scale }) {
+  const b = invertAffine(m);
+  return points.map(([px, py]) => [(b[0] * px + b[1] * py + b[2]) / scale + x0, (b[3] * px + b[4] * py + b[5]) / scale + y0]);
 }

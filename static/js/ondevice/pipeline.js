@@ -4,12 +4,16 @@
 // onnxruntime-web's WebAssembly backend vendored in static/vendor/onnxruntime-web (no network
 // beyond this site, one thread: the site is not cross-origin isolated).
 //
-// Not done here (yet): refine_landmarks for tilted faces (the server looks at them again turned;
-// here a tilted face is levelled from its first landmarks and flagged ``tilted``), the turned
-// detector views, frames the server would rescale (long side over 960 or up to 240 px).
+// A tilted face's landmarks are refined as faces.refine_landmarks does (looked at again turned
+// by 15, 30 and 45 degrees; the view whose eyes look most level wins) before it is levelled.
+// Not done here (yet): the turned detector views (DETECT_TURNS), frames the server would
+// rescale (long side over 960 or up to 240 px).
 
 import * as ort from '../../vendor/onnxruntime-web/ort.wasm.min.mjs';
-import { alignFace, eyeAngle, toGray, ALIGN_MIN_DEGREES } from './align.js';
+import {
+  alignFace, eyeAngle, toGray, ALIGN_MIN_DEGREES, DETECT_MIN_SIDE, REFINE_ANGLES, refineRegion, resizeLinear,
+  rotationMatrix, turnBack, warpSquare,
+} from './align.js';
 import { FaceClassifier } from './classify.js';
 import { YuNet } from './yunet.js';
 
@@ -63,6 +67,52 @@ export class FacePipeline {
     return new FacePipeline(new YuNet(ort, yunet), classifier);
   }
 
+  // faces.detect_with_landmarks of a grey square view of at most DETECT_MIN_SIDE px (scaled up
+  // to it with INTER_LINEAR when smaller): [{box, score, landmarks}] in the view's pixels
+  async detectView(view) {
+    const scale = DETECT_MIN_SIDE / view.width;
+    const small = scale === 1 ? view : resizeLinear(view, DETECT_MIN_SIDE, DETECT_MIN_SIDE);
+    const n = small.width, rgba = new Uint8Array(n * n * 4);
+    for (let i = 0; i < n * n; i++) {
+      const v = small.data[i];
+      rgba[4 * i] = v; rgba[4 * i + 1] = v; rgba[4 * i + 2] = v; rgba[4 * i + 3] = 255;
+    }
+    const found = [];
+    for (const row of await this.detector.detectRows(rgba, n, n)) {
+      const x0 = Math.max(0, Math.floor(row[0] / scale)), y0 = Math.max(0, Math.floor(row[1] / scale));
+      const x1 = Math.min(view.width, Math.ceil((row[0] + row[2]) / scale));
+      const y1 = Math.min(view.width, Math.ceil((row[1] + row[3]) / scale));
+      if (x1 - x0 >= 2 && y1 - y0 >= 2) {
+        found.push({ box: [x0, y0, x1 - x0, y1 - y0], score: row[14], landmarks: [0, 1, 2, 3, 4].map((j) => [row[4 + 2 * j] / scale, row[5 + 2 * j] / scale]) });
+      }
+    }
+    return found;
+  }
+
+  // faces.refine_landmarks: the landmarks of a tilted face from the turned view in which its
+  // eyes look most level (the first ones when no view finds it again, or it is not tilted)
+  async refineLandmarks(gray, box, landmarks) {
+    if (!landmarks) return landmarks;
+    const first = eyeAngle(landmarks);
+    if (Math.abs(first) < ALIGN_MIN_DEGREES) return landmarks;
+    const region = refineRegion(gray, box);
+    const [cx, cy] = region.centre;
+    let best = landmarks, bestResidual = Math.abs(first);
+    for (const turn of REFINE_ANGLES) {
+      const m = rotationMatrix(region.centre, Math.sign(first) * turn);
+      const hits = (await this.detectView(warpSquare(region.view, m)))
+        .filter(({ box: [x, y, w, h] }) => x <= cx && cx <= x + w && y <= cy && cy <= y + h);
+      if (!hits.length) continue;
+      const hit = hits.reduce((a, b) => (b.score > a.score ? b : a));
+      const residual = Math.abs(eyeAngle(hit.landmarks));
+      if (residual < bestResidual) {
+        best = turnBack(hit.landmarks, m, region);
+        bestResidual = residual;
+      }
+    }
+    return best;
+  }
+
   // ImageData (or {data, width, height}) -> [{box, score, landmarks, tilted, too_small, emotion,
   // confidence, probabilities: {class: p}}], left to right
   async run(image) {
@@ -74,7 +124,8 @@ export class FacePipeline {
     }
     if (!found.length) return [];
     const gray = toGray(data, width, height);
-    const crops = found.map((f) => alignFace(gray, f.box, f.landmarks));
+    const crops = [];
+    for (const f of found) crops.push(alignFace(gray, f.box, await this.refineLandmarks(gray, f.box, f.landmarks)));
     const probabilities = await this.classifier.predict(crops);
     const classes = this.classifier.classes;
     return found.map((f, i) => {
