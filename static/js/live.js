@@ -41,10 +41,12 @@
   const PCM_RATE = 16000;
   const AUDIO_CHUNK_SECONDS = 2;
   const EMOTIONS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"];
-  // On this device: frames analysed at up to this width (the parity test's 640x480), one
-  // timeline sample kept per DEVICE_SAMPLE_MS, and the caps of POST /api/v1/live-sessions/
-  // (services.DEVICE_MAX_*): when full, every other sample goes and the interval doubles.
-  const DEVICE_WIDTH = 640;
+  // On this device: frames analysed at the width the server analyses live frames (data-frame-width,
+  // LIVE_INFER_MAX_WIDTH: the same answers as server mode, less the JPEG), kept within what the
+  // browser's detector takes (a long side of 241-960 px: 320-640 here); one timeline sample kept
+  // per DEVICE_SAMPLE_MS, and the caps of POST /api/v1/live-sessions/ (services.DEVICE_MAX_*):
+  // when full, every other sample goes and the interval doubles.
+  const DEVICE_WIDTH = Math.min(640, Math.max(320, Number(root.dataset.frameWidth) || 320));
   const DEVICE_SAMPLE_MS = 200;
   const DEVICE_MAX_SAMPLES = 7200;
   const DEVICE_MAX_FACES_PER_SAMPLE = 16;
