@@ -31,8 +31,8 @@ def fer_faces(n: int) -> list[np.ndarray]:
     return [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths[:n]]
 
 
-def one_face_frame() -> np.ndarray:
-    return place(fer_faces(1)[0], 240, 0.0)[0]
+def one_face_frame(angle: float = 0.0) -> np.ndarray:
+    return place(fer_faces(1)[0], 240, angle)[0]
 
 
 def four_face_frame() -> np.ndarray:
@@ -45,7 +45,7 @@ def four_face_frame() -> np.ndarray:
 
 
 def rgba(bgr: np.ndarray) -> bytes:
-    return np.dstack([bgr[:, :, ::-1], np.full((H, W), 255, np.uint8)]).tobytes()
+    return np.dstack([bgr[:, :, ::-1], np.full(bgr.shape[:2], 255, np.uint8)]).tobytes()
 
 
 def first_visit_bytes(config: dict) -> dict[str, int]:
@@ -64,16 +64,22 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    config = pipeline_config("face_live")
-    routes = {"/one.rgba": rgba(one_face_frame()), "/four.rgba": rgba(four_face_frame())}
+    from recognition.inference import registry
+
+    config = pipeline_config(registry.served_name("face_live", MODELS))  # the served live model
+    half = lambda f: cv2.resize(f, (W // 2, H // 2), interpolation=cv2.INTER_AREA)  # noqa: E731
+    frames = {"1 face": one_face_frame(), "1 face tilted 20 deg": one_face_frame(20.0), "4 faces": four_face_frame()}
+    routes = {f"/{i}.rgba": rgba(f) for i, f in enumerate(frames.values())}
+    routes |= {f"/{i}-half.rgba": rgba(half(f)) for i, f in enumerate(frames.values())}
     with static_server(routes) as base, sync_playwright() as p:
         browser = launch_chromium(p)
         page, errors = open_harness(browser, base, timeout_ms=600_000)
         page.evaluate("c => window.ondevice.load(c)", config)
-        print(f"headless Chromium, onnxruntime-web wasm, 1 thread, {W}x{H} frames, {args.repeat} passes each")
-        for name, url in (("1 face", "/one.rgba"), ("4 faces", "/four.rgba")):
-            r = page.evaluate("([u, w, h, n]) => window.ondevice.bench(u, w, h, n)", [url, W, H, args.repeat])
-            print(f"{name:8s} faces found {r['faces']:.0f}: {r['ms']:.1f} ms per frame, {1000 / r['ms']:.1f} fps")
+        print(f"headless Chromium, onnxruntime-web wasm, 1 thread, {config['members'][0]['url']}, {args.repeat} passes each")
+        for (w, h), suffix in (((W, H), ""), ((W // 2, H // 2), "-half")):
+            for i, name in enumerate(frames):
+                r = page.evaluate("([u, w, h, n]) => window.ondevice.bench(u, w, h, n)", [f"/{i}{suffix}.rgba", w, h, args.repeat])
+                print(f"{w}x{h} {name:21s} faces found {r['faces']:.0f}: {r['ms']:.1f} ms per frame, {1000 / r['ms']:.1f} fps")
         browser.close()
     assert not errors, errors
     sizes = first_visit_bytes(config)
