@@ -67,7 +67,7 @@ def main() -> None:
     from recognition.inference import registry
 
     config = pipeline_config(registry.served_name("face_live", MODELS))  # the served live model
-    half = lambda f: cv2.resize(f, (W // 2, H // 2), interpolation=cv2.INTER_AREA)  # noqa: E731
+    half = lambda f: cv2.resize(f, (W // 2, H // 2), interpolation=cv2.INTER_AREA)
     frames = {"1 face": one_face_frame(), "1 face tilted 20 deg": one_face_frame(20.0), "4 faces": four_face_frame()}
     routes = {f"/{i}.rgba": rgba(f) for i, f in enumerate(frames.values())}
     routes |= {f"/{i}-half.rgba": rgba(half(f)) for i, f in enumerate(frames.values())}

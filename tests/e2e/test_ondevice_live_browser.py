@@ -132,7 +132,7 @@ def numbers_only(body: dict) -> list[str]:
         wrong.append("model")
     if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", body["started"]):
         wrong.append(f"started {body['started']!r}")
-    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
     if not number(body["duration"]):
         wrong.append("duration")
     for i, sample in enumerate(body["samples"]):
