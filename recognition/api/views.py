@@ -22,7 +22,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -374,6 +374,8 @@ class ModelsView(ApiView):
 class LiveSessionView(ApiView):
     """Save a live session analysed on the person's own device (numbers only)."""
 
+    parser_classes = (JSONParser,)  # a timeline is JSON; a form or a file upload is a 415
+
     def body_limit(self) -> int:
         return settings.LIVE_DEVICE_MAX_BODY_BYTES
 
@@ -381,7 +383,7 @@ class LiveSessionView(ApiView):
         operation_id="live_sessions_create",
         tags=["analyses"],
         request=DeviceSessionSerializer,
-        responses={201: SavedLiveSessionSerializer, **errors(400, 401, 413, 429, 503)},
+        responses={201: SavedLiveSessionSerializer, **errors(400, 401, 413, 415, 429, 503)},
         summary="Save a live session analysed on the device",
         description=(
             "The emotion timeline of a live session the page analysed in the browser (\"On this "
