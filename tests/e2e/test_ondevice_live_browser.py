@@ -260,6 +260,20 @@ def test_on_device_nothing_but_the_timeline_leaves_the_browser(site, browser):
     assert api["kind"] == "live" and api["status"] == "done"
     assert api["result"]["analysed_on"] == "device" and api["result"]["frames"] == len(body["samples"])
     assert api["models"]["face"] == body["model"]
+
+    # The browser keeps the model files: a second session after a reload analyses faces again
+    # without the server serving them again (its access log), only the manifest.
+    def served() -> int:
+        return len(re.findall(r'"GET /live/models/[0-9a-f]{64}/', site.log_path.read_text()))
+
+    fetched = served()
+    assert fetched >= 2  # YuNet and the live network, the first time
+    page.goto(f"{site.url}/live/")
+    page.check("input[name=live-mode][value=device]")
+    page.click("#live-start")
+    page.wait_for_function(FACES_DRAWN, timeout=240_000)
+    assert served() == fetched
+    assert after == live_counters(site)  # still nothing analysed on the server
     assert not errors, errors
 
 
