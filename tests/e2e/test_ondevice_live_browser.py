@@ -26,6 +26,7 @@ import pytest
 
 from ..conftest import MEDIA
 from ..livesite import CHROMIUM, SHOTS, Site, launch_chromium, shrink_png
+from .axe import describe, violations
 
 pytestmark = pytest.mark.browser
 
@@ -223,6 +224,8 @@ def test_on_device_nothing_but_the_timeline_leaves_the_browser(site, browser):
         " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"
     )
     assert drawn > 500
+    found = violations(page, site.url)  # the page while live on the device, through axe-core
+    assert not found, describe(found)
     page.wait_for_timeout(3000)  # a few seconds of session
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
@@ -249,7 +252,7 @@ def test_on_device_nothing_but_the_timeline_leaves_the_browser(site, browser):
     model_files = [r for r in recorder.requests if "/live/models/" in r["url"]]
     assert len(model_files) == 2  # YuNet and the live network, each fetched once
     print(f"\naudit: {len(recorder.requests)} requests ({sum(r['bytes'] for r in recorder.requests)} body bytes, "
-          f"the save {saves[0]['bytes']} bytes, {len(body['samples'])} samples), "
+          f"the save {saves[0]['bytes']} bytes, {len(body['samples'])} samples over {body['duration']} s), "
           f"{len(recorder.sockets)} sockets, {len(recorder.frames)} frames; counters {after}")  # fmt: skip
 
     # Saved like a server session: on the history page and in the API.
@@ -313,6 +316,9 @@ def test_a_model_file_whose_hash_differs_is_refused(site, browser):
     message = page.inner_text("#live-message")
     assert "refused" in message and "SHA-256" in message
     assert page.is_enabled("#live-start") and page.is_disabled("#live-stop")
+    assert page.is_enabled("input[name=live-mode][value=server]")  # the person can choose the server
+    found = violations(page, site.url)
+    assert not found, describe(found)
     page.wait_for_timeout(1000)
     assert live_data(page)["frames"] == "0"  # it does not run
     assert not recorder.sockets
