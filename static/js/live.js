@@ -86,7 +86,7 @@
     audioSeqs: new Set(), // microphone chunks not answered yet
     noticeUntil: 0,
     mode: "server", // where faces are analysed: "server" (the socket) or "device" (this browser)
-    device: null, // on this device: {pipeline, manifest, IntegrityError} once loaded
+    device: null, // on this device: {pipeline, manifest} once loaded (kept for the next start)
     deviceRun: null, // on this device: the running session's timeline
   };
 
