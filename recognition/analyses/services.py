@@ -690,7 +690,7 @@ def device_summary(data: Any, *, served: dict[str, Any]) -> dict[str, Any]:
     started_at = None
     if started is not None:
         try:
-            started_at = datetime.fromisoformat(started) if isinstance(started, str) and len(started) <= 40 else None
+            started_at = datetime.fromisoformat(started) if isinstance(started, str) and len(started) <= 64 else None
         except ValueError:
             started_at = None
         if started_at is None or started_at.tzinfo is None:

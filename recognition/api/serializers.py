@@ -537,8 +537,8 @@ class ModelCardSerializer(serializers.Serializer):
 
 
 class DeviceModelSerializer(serializers.Serializer):
-    name = serializers.CharField(help_text="The served live face model's name (its card; `GET /live/models.json`).")
-    version = serializers.CharField(help_text="Its version, as on the card.")
+    name = serializers.CharField(help_text="The served live face model's name (its card; `GET /live/models.json`); any other is a 400.")
+    version = serializers.CharField(help_text="Its version, as on the card; any other is a 400.")
 
 
 class DeviceFaceSerializer(serializers.Serializer):
@@ -548,22 +548,22 @@ class DeviceFaceSerializer(serializers.Serializer):
         + ", ".join(FACE_EMOTIONS) + ".",
     )
     box = serializers.ListField(
-        child=serializers.FloatField(min_value=0), min_length=4, max_length=4, required=False,
+        child=serializers.FloatField(min_value=0, max_value=100_000), min_length=4, max_length=4, required=False,
         help_text="[x, y, width, height] in frame pixels (optional).",
     )
     too_small = serializers.BooleanField(required=False, help_text="Counted as a face, not read.")
 
 
 class DeviceSampleSerializer(serializers.Serializer):
-    t = serializers.FloatField(min_value=0, help_text="Seconds from the start; never decreasing, at most `duration`.")
-    faces = DeviceFaceSerializer(many=True, help_text="The faces of that frame (at most 16).")
+    t = serializers.FloatField(min_value=0, max_value=4 * 3600, help_text="Seconds from the start; never decreasing, at most `duration`.")
+    faces = serializers.ListField(child=DeviceFaceSerializer(), max_length=16, help_text="The faces of that frame.")
 
 
 class DeviceSessionSerializer(serializers.Serializer):
     model = DeviceModelSerializer()
     duration = serializers.FloatField(min_value=0, max_value=4 * 3600, help_text="Seconds the session lasted.")
-    started = serializers.DateTimeField(required=False, help_text="When it started (ISO 8601 with offset).")
-    samples = DeviceSampleSerializer(many=True, help_text="At most 7200 frames, 20000 faces in all.")
+    started = serializers.DateTimeField(required=False, help_text="When it started (ISO 8601 with offset), not in the future.")
+    samples = serializers.ListField(child=DeviceSampleSerializer(), max_length=7200, help_text="The frames (20000 faces in all at most).")
 
 
 class SavedLiveSessionSerializer(serializers.Serializer):
