@@ -1,9 +1,10 @@
 """The on-device face pipeline (static/js/ondevice/, onnxruntime-web WebAssembly, one thread) in
-headless Chromium: ms per 640x480 frame and frames per second with 1 face, 1 face tilted 30
-degrees (its landmarks refined in three turned views, static/js/ondevice/refine.js) and 4 faces
-(detection, crops and the live model with its hflip view), each as single frames and as a live
-session (tracked: the turned detector views every 10th frame, refined landmarks reused while a
-tilt holds, as the live page runs), and the bytes a first visit downloads for it
+headless Chromium: ms per frame and frames per second with 1 face, 1 face tilted 20 degrees (its
+landmarks refined in three turned views, static/js/ondevice/refine.js) and 4 faces (detection,
+crops and the live model with its hflip view), at 640x480 and at the live page's 320x240, each
+as single frames and as a live session (tracked, as the live page runs: the turned detector views
+every 10th frame and where a track needs them, refined landmarks reused while a tilt holds), and
+the bytes a first visit downloads for it
 (the vendored runtime, the pipeline's modules and the two model files). Run on demand:
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_ondevice.py [--repeat 20]
@@ -34,13 +35,8 @@ def fer_faces(n: int) -> list[np.ndarray]:
     return [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths[:n]]
 
 
-def one_face_frame() -> np.ndarray:
-    return place(fer_faces(1)[0], 240, 0.0)[0]
-
-
-def tilted_face_frame() -> np.ndarray:
-    """The one-face frame's face turned 30 degrees: its landmarks are refined in turned views."""
-    return place(fer_faces(1)[0], 240, 30.0)[0]
+def one_face_frame(angle: float = 0.0) -> np.ndarray:
+    return place(fer_faces(1)[0], 240, angle)[0]
 
 
 def four_face_frame() -> np.ndarray:
@@ -53,7 +49,7 @@ def four_face_frame() -> np.ndarray:
 
 
 def rgba(bgr: np.ndarray) -> bytes:
-    return np.dstack([bgr[:, :, ::-1], np.full((H, W), 255, np.uint8)]).tobytes()
+    return np.dstack([bgr[:, :, ::-1], np.full(bgr.shape[:2], 255, np.uint8)]).tobytes()
 
 
 def first_visit_bytes(config: dict) -> dict[str, int]:
@@ -72,18 +68,24 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    config = pipeline_config("face_live")
-    routes = {"/one.rgba": rgba(one_face_frame()), "/tilted.rgba": rgba(tilted_face_frame()), "/four.rgba": rgba(four_face_frame())}
+    from recognition.inference import registry
+
+    config = pipeline_config(registry.served_name("face_live", MODELS))  # the served live model
+    half = lambda f: cv2.resize(f, (W // 2, H // 2), interpolation=cv2.INTER_AREA)
+    frames = {"1 face": one_face_frame(), "1 face tilted 20 deg": one_face_frame(20.0), "4 faces": four_face_frame()}
+    routes = {f"/{i}.rgba": rgba(f) for i, f in enumerate(frames.values())}
+    routes |= {f"/{i}-half.rgba": rgba(half(f)) for i, f in enumerate(frames.values())}
     with static_server(routes) as base, sync_playwright() as p:
         browser = launch_chromium(p)
         page, errors = open_harness(browser, base, timeout_ms=600_000)
         page.evaluate("c => window.ondevice.load(c)", config)
-        print(f"headless Chromium, onnxruntime-web wasm, 1 thread, {W}x{H} frames, {args.repeat} passes each")
-        for name, url in (("1 face", "/one.rgba"), ("1 tilted", "/tilted.rgba"), ("4 faces", "/four.rgba")):
-            for tracked in (False, True):
-                r = page.evaluate("([u, w, h, n, t]) => window.ondevice.bench(u, w, h, n, t)", [url, W, H, args.repeat, tracked])
-                mode = "live session (tracked)" if tracked else "single frames"
-                print(f"{name:8s} {mode:22s} faces found {r['faces']:.0f}: {r['ms']:.1f} ms per frame, {1000 / r['ms']:.1f} fps")
+        print(f"headless Chromium, onnxruntime-web wasm, 1 thread, {config['members'][0]['url']}, {args.repeat} passes each")
+        for (w, h), suffix in (((W, H), ""), ((W // 2, H // 2), "-half")):
+            for i, name in enumerate(frames):
+                for tracked in (False, True):
+                    r = page.evaluate("([u, w, h, n, t]) => window.ondevice.bench(u, w, h, n, t)", [f"/{i}{suffix}.rgba", w, h, args.repeat, tracked])
+                    mode = "live session" if tracked else "single frames"
+                    print(f"{w}x{h} {name:21s} {mode:13s} faces found {r['faces']:.0f}: {r['ms']:.1f} ms per frame, {1000 / r['ms']:.1f} fps")
         browser.close()
     assert not errors, errors
     sizes = first_visit_bytes(config)

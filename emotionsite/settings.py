@@ -280,6 +280,9 @@ LIVE_MAX_MESSAGE_BYTES = env.int("LIVE_MAX_MESSAGE_BYTES", default=512 * 1024)
 LIVE_MAX_MESSAGES_PER_SECOND = env.float("LIVE_MAX_MESSAGES_PER_SECOND", default=60.0)
 LIVE_MAX_FRAME_PIXELS = env.int("LIVE_MAX_FRAME_PIXELS", default=1920 * 1080)
 LIVE_MAX_AUDIO_SECONDS = env.float("LIVE_MAX_AUDIO_SECONDS", default=5.0)
+# A session analysed on the device is saved through POST /api/v1/live-sessions/ (numbers only; at its
+# caps, 7200 samples and 20000 faces, about 2 MB).
+LIVE_DEVICE_MAX_BODY_BYTES = env.int("LIVE_DEVICE_MAX_BODY_BYTES", default=3 * 1024 * 1024)
 LIVE_INFER_MAX_WIDTH = env.int("LIVE_INFER_MAX_WIDTH", default=320)
 LIVE_INFERENCE_THREADS = env.int("LIVE_INFERENCE_THREADS", default=2)
 LIVE_RESUME_SECONDS = env.float("LIVE_RESUME_SECONDS", default=60.0)

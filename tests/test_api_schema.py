@@ -24,6 +24,7 @@ API_OPERATIONS = {
     ("/api/v1/export.csv", "get"),
     ("/api/v1/export.json", "get"),
     ("/api/v1/models/", "get"),
+    ("/api/v1/live-sessions/", "post"),
     ("/api/v1/stats/", "get"),
     ("/api/v1/analyses/{id}/corrections/", "get"),
     ("/api/v1/analyses/{id}/corrections/{item}/", "put"),
@@ -209,3 +210,13 @@ def test_docs_page_renders_offline_in_a_browser(live_server):
         finally:
             browser.close()
     assert outside == []
+
+
+def test_live_session_upload_is_documented(schema):
+    post = schema["paths"]["/api/v1/live-sessions/"]["post"]
+    body = post["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    session = schema["components"]["schemas"][body]
+    assert set(session["required"]) == {"model", "duration", "samples"}
+    face = schema["components"]["schemas"]["DeviceFaceRequest"]["properties"]["probabilities"]
+    assert face["minItems"] == face["maxItems"] == 7
+    assert {"201", "400", "401", "413"} <= set(post["responses"])

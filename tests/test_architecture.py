@@ -20,7 +20,7 @@ PACKAGES = ("emotionsite", "recognition", "training")
 PUBLIC = {
     "recognition.operations": None,
     "recognition.accounts": {"models", "services", "selectors", "ratelimit"},
-    "recognition.analyses": {"models", "services", "selectors", "media", "results", "exports"},
+    "recognition.analyses": {"models", "services", "selectors", "media", "results", "exports", "live_sessions"},
     "recognition.corrections": {"models", "services", "selectors", "items", "dataset"},
     "recognition.live": {"protocol"},
     "recognition.api": set(),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -38,6 +39,8 @@ from recognition.analyses.models import Analysis
 from recognition.live import sockets
 from tests.bad_inputs import face_jpeg
 
+# the detector file's sha256 (its card): the on-device file route's concrete path
+DETECTOR_SHA256 = re.search(r"sha256: ([0-9a-f]{64})", (Path(__file__).resolve().parents[1] / "models" / "LICENSE-yunet.md").read_text()).group(1)
 PAGE_OBJECT, API_OBJECT = "page-object", "api-object"
 PAGE_ACCOUNT, API_ACCOUNT = "page-account", "api-account"
 PUBLIC, API_PUBLIC, ADMIN = "public", "api-public", "admin"
@@ -54,6 +57,8 @@ ROUTES: dict[str, str] = {
     # pages
     "": PUBLIC,
     "live/": PAGE_ACCOUNT,
+    "live/models.json": PAGE_ACCOUNT,  # the on-device files: the same for everyone signed in
+    "live/models/<str:sha256>/<str:file>": PAGE_ACCOUNT,
     "upload/": PAGE_ACCOUNT,
     "history/": PAGE_ACCOUNT,
     "history/export.csv": PAGE_ACCOUNT,
@@ -101,6 +106,7 @@ ROUTES: dict[str, str] = {
     "api/v1/export.csv": API_ACCOUNT,
     "api/v1/export.json": API_ACCOUNT,
     "api/v1/models/": API_ACCOUNT,
+    "api/v1/live-sessions/": API_ACCOUNT,  # POST: saves a session for the caller
     "api/v1/stats/": API_ACCOUNT,
     "api/v1/analyses/<int:pk>/corrections/": API_OBJECT,
     "api/v1/analyses/<int:pk>/corrections/<str:item>/": API_OBJECT,
@@ -183,7 +189,8 @@ def concrete(route: str, pk: int) -> str:
     if route in special:
         return "/" + special[route]
     values = {"pk": str(pk), "object_id": str(pk), "id": str(pk), "content_type_id": "1", "uidb64": "MQ",
-              "token": "set-password", "item": "face-1"}  # fmt: skip
+              "token": "set-password", "item": "face-1", "file": "face_detection_yunet.onnx",
+              "sha256": DETECTOR_SHA256}  # fmt: skip
     path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], route)
     assert "<" not in path and "(?" not in path, f"no concrete path for {route}"
     return "/" + path

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import current_app
@@ -570,6 +572,195 @@ def retry_analysis(*, owner: Any, analysis_id: int) -> Analysis:
         )
         transaction.on_commit(lambda: enqueue_analysis(analysis.pk))
     return retried or analysis
+
+
+# --- live sessions -------------------------------------------------------------------------
+
+_SUMMARY_NUMBERS = ("duration", "frames", "frames_with_faces", "dropped", "faces_max")
+
+
+def save_live_session(*, owner: Any, summary: dict[str, Any]) -> Analysis:
+    """Store a finished live session as ``Analysis(kind="live", status="done")`` owned by ``owner``:
+    the one way live sessions are saved, analysed on the server (the live socket's recorder) or on
+    the person's device (``save_device_session``).
+
+    ``summary`` is ``live_sessions.SessionRecorder.summary()``; the headline emotion is the most
+    frequent face label and its confidence the mean probability of that label. Raises ValueError
+    for a summary that is not shaped like one (it is never partially saved). Announced on the
+    owner's group (``analysis.update``) like every other analysis."""
+    for key in _SUMMARY_NUMBERS:
+        value = summary.get(key)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise ValueError(f"live summary field {key!r} must be a non-negative number")
+    if not isinstance(summary.get("distribution"), dict) or not isinstance(summary.get("timeline"), list):
+        raise ValueError("live summary needs a distribution and a timeline")  # noqa: TRY004
+    result = {k: v for k, v in summary.items() if k not in ("models", "server_ms", "started")}
+    emotion = summary.get("emotion") or ""
+    confidence = summary.get("confidence")
+    finished = timezone.now()
+    try:
+        started = datetime.fromisoformat(summary["started"])
+    except (KeyError, TypeError, ValueError):
+        started = finished - timedelta(seconds=float(summary["duration"]))
+    with transaction.atomic():
+        analysis = Analysis.objects.create(
+            owner=owner,
+            kind=Analysis.Kind.LIVE,
+            status=Analysis.Status.DONE,
+            original_name=f"Live session {timezone.localtime(started):%Y-%m-%d %H:%M}",
+            progress=100,
+            emotion=emotion if isinstance(emotion, str) else "",
+            confidence=float(confidence) if isinstance(confidence, (int, float)) else None,
+            face_count=int(summary["faces_max"]),
+            result=result,
+            models_used=summary.get("models") or {},
+            timings={"server_ms": summary.get("server_ms") or {}, "duration_s": summary["duration"]},
+            started=started,
+            finished=finished,
+        )
+    metrics.count_analysis(Analysis.Kind.LIVE, Analysis.Status.DONE)
+    notify(analysis)  # open history/dashboard pages update like for uploads
+    return analysis
+
+
+class DeviceSessionRejected(ValueError):
+    """An on-device session that cannot be saved as sent; ``field`` names the part at fault."""
+
+    def __init__(self, message: str, field: str = "non_field_errors") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# Caps on a session analysed on the device (the page keeps under them: at most 5 samples a
+# second, halved when full). A request body at the caps is about 2 MB.
+DEVICE_MAX_SAMPLES = 7200
+DEVICE_MAX_FACES_PER_SAMPLE = 16
+DEVICE_MAX_FACES = 20000
+DEVICE_MAX_SECONDS = 4 * 3600
+DEVICE_SUM_TOLERANCE = 0.01  # the probabilities of a face sum to 1 within this
+_DEVICE_KEYS = {"model", "started", "duration", "samples"}
+_SAMPLE_KEYS = {"t", "faces"}
+_FACE_KEYS = {"box", "probabilities", "too_small"}
+
+
+def _number(value: Any, where: str, *, low: float = 0.0, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DeviceSessionRejected(f"{where} must be a finite number.", where.split("[")[0].split(".")[0])
+    if value < low or (high is not None and value > high):
+        bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+        raise DeviceSessionRejected(f"{where} must be {bound}.", where.split("[")[0].split(".")[0])
+    return float(value)
+
+
+def served_live_model() -> dict[str, Any]:
+    """The served live face model's card: name, version and its classes (ModelUnavailable when
+    the registry names none). On-device sessions must have been analysed by it."""
+    from recognition.inference import faces, registry
+
+    name = faces.live_model_name() or registry.served_name("face")
+    card = registry.load_card(name)
+    return {"name": card["name"], "version": str(card["version"]), "classes": list(card["classes"])}
+
+
+def device_summary(data: Any, *, served: dict[str, Any]) -> dict[str, Any]:
+    """A session analysed on the person's device, checked field by field (DeviceSessionRejected
+    with the first fault), replayed into the recorder a server session uses: the summary
+    ``save_live_session`` stores. ``served``: ``served_live_model()``."""
+    from recognition.analyses.live_sessions import SessionRecorder
+
+    if not isinstance(data, dict):
+        raise DeviceSessionRejected("The body must be a JSON object.")
+    unknown = sorted(set(data) - _DEVICE_KEYS)
+    if unknown:
+        raise DeviceSessionRejected(f"Unknown field: {unknown[0]}.", unknown[0])
+    model = data.get("model")
+    if not isinstance(model, dict) or set(model) != {"name", "version"}:
+        raise DeviceSessionRejected("model must be {name, version}.", "model")
+    if model["name"] != served["name"] or model["version"] != served["version"]:
+        raise DeviceSessionRejected(
+            f"The session was analysed by {str(model['name'])[:60]} {str(model['version'])[:30]}; "
+            f"this site serves {served['name']} {served['version']}. Reload the live page.", "model")
+    duration = _number(data.get("duration"), "duration", high=DEVICE_MAX_SECONDS)
+    started = data.get("started")
+    started_at = None
+    if started is not None:
+        try:
+            started_at = datetime.fromisoformat(started) if isinstance(started, str) and len(started) <= 64 else None
+        except ValueError:
+            started_at = None
+        if started_at is None or started_at.tzinfo is None:
+            raise DeviceSessionRejected("started must be an ISO 8601 time with its offset.", "started")
+        if started_at > timezone.now() + timedelta(minutes=5):
+            raise DeviceSessionRejected("started is in the future.", "started")
+    samples = data.get("samples")
+    if not isinstance(samples, list):
+        raise DeviceSessionRejected("samples must be a list.", "samples")
+    if len(samples) > DEVICE_MAX_SAMPLES:
+        raise DeviceSessionRejected(f"At most {DEVICE_MAX_SAMPLES} samples.", "samples")
+    classes = served["classes"]
+    recorder = SessionRecorder()
+    if started_at is not None:
+        recorder.started_at = started_at
+    recorder.models["face"] = {"name": served["name"], "version": served["version"]}
+    last = 0.0
+    total_faces = 0
+    for i, sample in enumerate(samples):
+        where = f"samples[{i}]"
+        if not isinstance(sample, dict) or set(sample) - _SAMPLE_KEYS or "t" not in sample:
+            raise DeviceSessionRejected(f"{where} must be {{t, faces}}.", "samples")
+        t = _number(sample["t"], f"{where}.t", high=duration)
+        if t < last:
+            raise DeviceSessionRejected(f"{where}.t goes back in time.", "samples")
+        last = t
+        found = sample.get("faces", [])
+        if not isinstance(found, list) or len(found) > DEVICE_MAX_FACES_PER_SAMPLE:
+            raise DeviceSessionRejected(f"{where}.faces must be a list of at most {DEVICE_MAX_FACES_PER_SAMPLE}.", "samples")
+        total_faces += len(found)
+        if total_faces > DEVICE_MAX_FACES:
+            raise DeviceSessionRejected(f"At most {DEVICE_MAX_FACES} faces in all.", "samples")
+        faces_seen = []
+        for j, face in enumerate(found):
+            at = f"{where}.faces[{j}]"
+            if not isinstance(face, dict) or set(face) - _FACE_KEYS or "probabilities" not in face:
+                raise DeviceSessionRejected(f"{at} must be {{probabilities, box?, too_small?}}.", "samples")
+            box = face.get("box", [0, 0, 0, 0])
+            if not isinstance(box, list) or len(box) != 4:
+                raise DeviceSessionRejected(f"{at}.box must be four numbers.", "samples")
+            box = [_number(v, f"{at}.box", high=100_000) for v in box]
+            small = face.get("too_small", False)
+            if not isinstance(small, bool):
+                raise DeviceSessionRejected(f"{at}.too_small must be true or false.", "samples")
+            probs = face["probabilities"]
+            if not isinstance(probs, list) or len(probs) != len(classes):
+                raise DeviceSessionRejected(f"{at}.probabilities must be {len(classes)} numbers ({', '.join(classes)}).", "samples")
+            probs = [_number(p, f"{at}.probabilities", high=1.0) for p in probs]
+            if abs(sum(probs) - 1.0) > DEVICE_SUM_TOLERANCE:
+                raise DeviceSessionRejected(f"{at}.probabilities must sum to 1.", "samples")
+            best = max(range(len(classes)), key=probs.__getitem__)
+            faces_seen.append({"box": box, "too_small": small, "emotion": classes[best], "confidence": probs[best],
+                               "probabilities": dict(zip(classes, probs, strict=True))})
+        recorder.add_frame({"faces": faces_seen}, at=t)
+    summary = recorder.summary()
+    summary["duration"] = round(duration, 2)
+    if started_at is None:
+        summary.pop("started")  # save_live_session counts back from now
+    summary.pop("server_ms")
+    summary["analysed_on"] = "device"
+    return summary
+
+
+def save_device_session(*, owner: Any, data: Any) -> Analysis:
+    """Save a live session analysed on the person's device (numbers only: times, boxes,
+    probabilities; see ``device_summary``) exactly as a server session is saved. Raises
+    DeviceSessionRejected for anything not shaped as documented (docs/api.md); nothing is saved
+    then. ModelUnavailable when this site serves no live face model."""
+    summary = device_summary(data, served=served_live_model())
+    return save_live_session(owner=owner, summary=summary)
 
 
 # --- delete --------------------------------------------------------------------------------

@@ -529,3 +529,45 @@ class ModelCardSerializer(serializers.Serializer):
     detail = serializers.CharField(
         allow_blank=True, help_text="Why the model is unavailable, if it is."
     )
+
+
+# ----------------------------------------------------------------------------- live sessions
+# Described here for the schema; every field is checked by services.device_summary (one set of
+# rules, with the caps), which answers 400 with the first fault.
+
+
+class DeviceModelSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The served live face model's name (its card; `GET /live/models.json`); any other is a 400.")
+    version = serializers.CharField(help_text="Its version, as on the card; any other is a 400.")
+
+
+class DeviceFaceSerializer(serializers.Serializer):
+    probabilities = serializers.ListField(
+        child=serializers.FloatField(min_value=0, max_value=1), min_length=7, max_length=7,
+        help_text="Seven probabilities summing to 1 (within 0.01), in the card's class order: "
+        + ", ".join(FACE_EMOTIONS) + ".",
+    )
+    box = serializers.ListField(
+        child=serializers.FloatField(min_value=0, max_value=100_000), min_length=4, max_length=4, required=False,
+        help_text="[x, y, width, height] in frame pixels (optional).",
+    )
+    too_small = serializers.BooleanField(required=False, help_text="Counted as a face, not read.")
+
+
+class DeviceSampleSerializer(serializers.Serializer):
+    t = serializers.FloatField(min_value=0, max_value=4 * 3600, help_text="Seconds from the start; never decreasing, at most `duration`.")
+    faces = serializers.ListField(child=DeviceFaceSerializer(), max_length=16, help_text="The faces of that frame.")
+
+
+class DeviceSessionSerializer(serializers.Serializer):
+    model = DeviceModelSerializer()
+    duration = serializers.FloatField(min_value=0, max_value=4 * 3600, help_text="Seconds the session lasted.")
+    started = serializers.DateTimeField(required=False, help_text="When it started (ISO 8601 with offset), not in the future.")
+    samples = serializers.ListField(child=DeviceSampleSerializer(), max_length=7200, help_text="The frames (20000 faces in all at most).")
+
+
+class SavedLiveSessionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.CharField(help_text="The saved session's page.")
+    api_url = serializers.CharField(help_text="The saved session in the API.")
+    summary = serializers.JSONField(help_text="The stored summary (duration, frames, emotion, distribution, timeline).")

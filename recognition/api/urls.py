@@ -38,6 +38,7 @@ urlpatterns = [
     path("corrections/sharing/", corrections.SharingView.as_view(), name="corrections-sharing"),
     path("export.csv", views.ExportCsvView.as_view(), name="export-csv"),
     path("export.json", views.ExportJsonView.as_view(), name="export-json"),
+    path("live-sessions/", views.LiveSessionView.as_view(), name="live-sessions"),
     path("models/", views.ModelsView.as_view(), name="models"),
     path("stats/", views.StatsView.as_view(), name="stats"),
     re_path(r"^", not_found, name="not-found"),  # any rest, newlines included

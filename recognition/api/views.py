@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiRequest,
@@ -20,8 +21,8 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import status
-from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -43,9 +44,11 @@ from .base import (
 from .serializers import (
     AnalysisFilterSerializer,
     AnalysisSerializer,
+    DeviceSessionSerializer,
     MediaQuerySerializer,
     ModelCardSerializer,
     PageQuerySerializer,
+    SavedLiveSessionSerializer,
     StatsSerializer,
     UploadQuerySerializer,
     UploadSerializer,
@@ -363,3 +366,43 @@ class ModelsView(ApiView):
     def get(self, request: Request) -> Response:
         cards = [model_summary(task, name) for task, name in served_models().items()]
         return Response(ModelCardSerializer(cards, many=True).data)
+
+
+# ----------------------------------------------------------------------------- live sessions
+
+
+class LiveSessionView(ApiView):
+    """Save a live session analysed on the person's own device (numbers only)."""
+
+    parser_classes = (JSONParser,)  # a timeline is JSON; a form or a file upload is a 415
+
+    def body_limit(self) -> int:
+        return settings.LIVE_DEVICE_MAX_BODY_BYTES
+
+    @extend_schema(
+        operation_id="live_sessions_create",
+        tags=["analyses"],
+        request=DeviceSessionSerializer,
+        responses={201: SavedLiveSessionSerializer, **errors(400, 401, 413, 415, 429, 503)},
+        summary="Save a live session analysed on the device",
+        description=(
+            "The emotion timeline of a live session the page analysed in the browser (\"On this "
+            "device\"): times, optional face boxes and the seven probabilities of each face, with "
+            "the model's name and version, which must be the served live model's (else 400). "
+            "Stored like a session analysed on the server (kind `live`): it appears in the history, "
+            "the dashboard and `GET /api/v1/analyses/`. Any field out of shape answers 400 and "
+            "nothing is saved."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            analysis = services.save_device_session(owner=request.user, data=request.data)
+        except services.DeviceSessionRejected as exc:
+            raise ValidationError({exc.field: [str(exc)]}) from exc
+        body = {
+            "id": analysis.pk,
+            "url": reverse("analysis-detail", args=[analysis.pk]),
+            "api_url": reverse("api:analysis-detail", args=[analysis.pk]),
+            "summary": analysis.result,
+        }
+        return Response(SavedLiveSessionSerializer(body).data, status=status.HTTP_201_CREATED)

@@ -1,5 +1,8 @@
 /*
- * Live page: camera frames -> /ws/live/ -> faces with emotions drawn over the video.
+ * Live page: camera frames -> /ws/live/ -> faces with emotions drawn over the video; or, "On this
+ * device" (data-mode="device"), camera frames -> static/js/ondevice/pipeline.js in this browser
+ * (the served models, checked against their cards' sha256) -> the same drawing, with no socket at
+ * all; Stop and save then POSTs the emotion timeline (numbers only) to /api/v1/live-sessions/.
  *
  * Wire format (see recognition/live.py): binary messages are
  *   [kind: uint8][seq: uint32 big-endian][payload]
@@ -38,6 +41,22 @@
   const PCM_RATE = 16000;
   const AUDIO_CHUNK_SECONDS = 2;
   const EMOTIONS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"];
+  // On this device: frames analysed at the width the server analyses live frames (data-frame-width,
+  // LIVE_INFER_MAX_WIDTH: the same answers as server mode, less the JPEG), kept within what the
+  // browser's detector takes (a long side of 241-960 px: 320-640 here); one timeline sample kept
+  // per DEVICE_SAMPLE_MS, and the caps of POST /api/v1/live-sessions/ (services.DEVICE_MAX_*):
+  // when full, every other sample goes and the interval doubles.
+  const DEVICE_WIDTH = Math.min(640, Math.max(320, Number(root.dataset.frameWidth) || 320));
+  const DEVICE_SAMPLE_MS = 200;
+  const DEVICE_MAX_SAMPLES = 7200;
+  const DEVICE_MAX_FACES_PER_SAMPLE = 16;
+  const DEVICE_MAX_FACES = 20000;
+  const modeInputs = Array.from(document.querySelectorAll('input[name="live-mode"]'));
+  const MODE_NOW = {
+    server: "Now: on this server. Camera frames are sent to this site while you are live.",
+    device:
+      "Now: on this device. No picture or sound leaves this browser; Stop and save sends only the emotion timeline (numbers).",
+  };
 
   const state = {
     stream: null,
@@ -66,10 +85,13 @@
     drawing: false,
     audioSeqs: new Set(), // microphone chunks not answered yet
     noticeUntil: 0,
+    mode: "server", // where faces are analysed: "server" (the socket) or "device" (this browser)
+    device: null, // on this device: {pipeline, manifest} once loaded (kept for the next start)
+    deviceRun: null, // on this device: the running session's timeline
   };
 
   const capture = document.createElement("canvas");
-  const captureCtx = capture.getContext("2d", { alpha: false });
+  const captureCtx = capture.getContext("2d", { alpha: false, willReadFrequently: true });
 
   // --- helpers ------------------------------------------------------------------------------
 
@@ -151,6 +173,8 @@
       return;
     }
     startButton.disabled = true;
+    state.mode = currentMode();
+    lockMode(true);
     setState("starting");
     say("Asking for the camera…");
     try {
@@ -162,6 +186,7 @@
       setState("error");
       say(cameraError(err));
       startButton.disabled = false;
+      lockMode(false);
       keepFocus(startButton);
       return;
     }
@@ -187,9 +212,10 @@
     root.dataset.saved = "";
     $("live-saved").textContent = "";
     stopButton.disabled = false;
-    micToggle.disabled = false;
+    micToggle.disabled = state.mode === "device"; // the voice model runs on the server only
     keepFocus(stopButton);
-    connect();
+    if (state.mode === "device") startDevice();
+    else connect();
     if (!state.drawing) {
       state.drawing = true;
       requestAnimationFrame(draw);
@@ -402,7 +428,9 @@
       const rtt = t - sentAt;
       state.rtt = state.rtt === null ? rtt : state.rtt * 0.8 + rtt * 0.2;
     }
-    state.server = state.server === null ? msg.server_ms : state.server * 0.8 + msg.server_ms * 0.2;
+    if (msg.server_ms !== undefined) {
+      state.server = state.server === null ? msg.server_ms : state.server * 0.8 + msg.server_ms * 0.2;
+    }
     state.resultTimes.push(t);
     while (state.resultTimes.length && state.resultTimes[0] < t - 2000) state.resultTimes.shift();
     state.frames += 1;
@@ -413,7 +441,8 @@
       if (t - state.noFaceSince > 800) sayOnce("No face in view: face the camera, with light on your face.");
     } else {
       state.noFaceSince = null;
-      sayOnce(`Live: ${count === 1 ? "1 face" : `${count} faces`} in view.`);
+      const where = state.mode === "device" ? " (analysed on this device)" : "";
+      sayOnce(`Live: ${count === 1 ? "1 face" : `${count} faces`} in view${where}.`);
     }
     setState("live");
     updateStats();
@@ -506,10 +535,18 @@
     const times = state.resultTimes;
     const fps = times.length > 1 ? ((times.length - 1) * 1000) / (times[times.length - 1] - times[0]) : 0;
     $("live-fps").textContent = `${fps.toFixed(1)} fps`;
-    $("live-rtt").textContent = state.rtt === null ? "-- ms" : `${Math.round(state.rtt)} ms`;
     $("live-count").textContent = String(state.frames);
-    $("live-latency").textContent = state.rtt === null ? "--" : `${Math.round(state.rtt)} ms`;
-    $("live-server").textContent = state.server === null ? "--" : `${Math.round(state.server)} ms`;
+    if (state.mode === "device") {
+      const ms = state.deviceRun && state.deviceRun.frameMs;
+      $("live-rtt").textContent = ms ? `${Math.round(ms)} ms/frame` : "-- ms";
+      $("live-latency").textContent = ms ? `${Math.round(ms)} ms` : "--";
+      $("live-server").textContent = "not used";
+      root.dataset.frameMs = ms ? String(Math.round(ms)) : "";
+    } else {
+      $("live-rtt").textContent = state.rtt === null ? "-- ms" : `${Math.round(state.rtt)} ms`;
+      $("live-latency").textContent = state.rtt === null ? "--" : `${Math.round(state.rtt)} ms`;
+      $("live-server").textContent = state.server === null ? "--" : `${Math.round(state.server)} ms`;
+    }
     root.dataset.frames = String(state.frames);
     root.dataset.fps = fps.toFixed(1);
     root.dataset.rtt = state.rtt === null ? "" : String(Math.round(state.rtt));
@@ -712,6 +749,10 @@
     stopButton.disabled = true;
     micToggle.disabled = true;
     stopMic();
+    if (state.mode === "device") {
+      stopDevice();
+      return;
+    }
     state.stopping = { timer: setTimeout(() => finishStop(null), 8000) };
     say("Saving the session…");
     if (state.ws && state.ready) state.ws.send(JSON.stringify({ type: "stop" }));
@@ -730,10 +771,12 @@
     state.ws = null;
     if (ws) ws.close(1000);
     state.sessionId = null;
+    state.deviceRun = null;
     state.tracks = [];
     renderFaces();
     startButton.disabled = false;
     stopButton.disabled = true;
+    lockMode(false);
     keepFocus(startButton);
     setState("stopped");
     if (msg && msg.id) {
@@ -748,8 +791,190 @@
     }
   }
 
+
+  // --- on this device -----------------------------------------------------------------------
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  function currentMode() {
+    const checked = modeInputs.find((input) => input.checked);
+    return checked ? checked.value : "server";
+  }
+
+  /** The mode is chosen before starting: the radios are locked while live. */
+  function lockMode(locked) {
+    for (const input of modeInputs) input.disabled = locked || input.dataset.unavailable === "1";
+  }
+
+  function showMode() {
+    const mode = currentMode();
+    root.dataset.mode = mode;
+    $("live-mode-now").textContent = MODE_NOW[mode];
+    $("live-latency-label").textContent = mode === "device" ? "Per frame" : "Round trip";
+  }
+
+  function csrfToken() {
+    const field = root.querySelector("input[name=csrfmiddlewaretoken]");
+    return field ? field.value : "";
+  }
+
+  /** The served files (manifest from data-models-url), each refused unless its bytes have the
+   * card's sha256 (pipeline.fetchVerified), then compiled by onnxruntime-web (WebAssembly). */
+  async function loadDevice(module) {
+    const response = await fetch(root.dataset.modelsUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (!response.ok) {
+      throw new Error(response.status === 503 ? "This server cannot offer its face models right now." : `The list of models could not be loaded (HTTP ${response.status}).`);
+    }
+    const manifest = await response.json();
+    const pipeline = await module.FacePipeline.load({
+      detector: { url: manifest.detector.url, sha256: manifest.detector.sha256 },
+      card: { classes: manifest.model.classes, tta: manifest.model.tta, temperature: manifest.model.temperature },
+      members: manifest.members.map((m) => ({ url: m.url, sha256: m.sha256, temperature: m.temperature })),
+    });
+    return { pipeline, manifest };
+  }
+
+  /** On this device it cannot go on: say why, release the camera, nothing is sent or saved. */
+  function deviceFailed(message, code) {
+    state.wanted = false;
+    state.deviceRun = null;
+    stopCamera();
+    state.tracks = [];
+    renderFaces();
+    setState("error");
+    root.dataset.deviceError = code;
+    say(message);
+    startButton.disabled = false;
+    stopButton.disabled = true;
+    lockMode(false);
+    keepFocus(startButton);
+  }
+
+  async function startDevice() {
+    setState("loading");
+    say("Loading the face models into this browser (downloaded once, then kept by the browser)…");
+    root.dataset.deviceError = "";
+    let module;
+    try {
+      module = await import(root.dataset.pipelineUrl);
+      if (!state.device) state.device = await loadDevice(module);
+    } catch (err) {
+      if (module && err instanceof module.ModelIntegrityError) {
+        deviceFailed(
+          "A downloaded model file is not the one this site's model card describes (its SHA-256 differs), so it was refused and nothing was analysed. Reload the page to try again, or choose On this server.",
+          "integrity",
+        );
+      } else {
+        deviceFailed(`The face models could not be loaded on this device (${(err && err.message) || err}). Choose On this server, or reload the page to try again.`, "load");
+      }
+      return;
+    }
+    if (!state.wanted || state.stopping) return;
+    // one FaceTracks per session: frames are handled as the server handles a live session's
+    // (turned detector views where a track needs them, a tilted face refined once per tilt)
+    state.deviceRun = { startedAt: new Date(), t0: now(), samples: [], faces: 0, interval: DEVICE_SAMPLE_MS, lastSample: -Infinity, frameMs: null, tracks: new module.FaceTracks() };
+    state.everConnected = true;
+    setState("live");
+    say("Live on this device: looking for faces…");
+    deviceLoop(state.deviceRun);
+  }
+
+  async function deviceLoop(run) {
+    const { pipeline } = state.device;
+    while (state.wanted && state.deviceRun === run && !state.stopping) {
+      if (video.readyState < 2 || !video.videoWidth) {
+        await sleep(50);
+        continue;
+      }
+      const wait = state.lastSent + 1000 / MAX_FPS - now();
+      if (wait > 0) await sleep(wait);
+      state.lastSent = now();
+      const width = Math.min(DEVICE_WIDTH, video.videoWidth);
+      const height = Math.round((video.videoHeight * width) / video.videoWidth);
+      if (capture.width !== width || capture.height !== height) {
+        capture.width = width;
+        capture.height = height;
+      }
+      captureCtx.drawImage(video, 0, 0, width, height);
+      const image = captureCtx.getImageData(0, 0, width, height);
+      const started = now();
+      let faces;
+      try {
+        faces = await pipeline.run(image, run.tracks);
+      } catch (err) {
+        deviceFailed(`Analysing on this device failed (${(err && err.message) || err}). Choose On this server to go on.`, "run");
+        return;
+      }
+      if (state.deviceRun !== run || state.stopping) return;
+      const ms = now() - started;
+      run.frameMs = run.frameMs === null ? ms : run.frameMs * 0.8 + ms * 0.2;
+      recordSample(run, faces);
+      onResult({ faces, width, height });
+      await sleep(0); // let the page draw and answer between frames
+    }
+  }
+
+  /** Keep one sample of the faces per interval: times, boxes and probabilities, nothing else. */
+  function recordSample(run, faces) {
+    const t = now() - run.t0;
+    if (t - run.lastSample < run.interval) return;
+    run.lastSample = t;
+    const classes = state.device.manifest.model.classes;
+    const kept = faces.slice(0, DEVICE_MAX_FACES_PER_SAMPLE).map((face) => ({
+      box: face.box.map((v) => Math.max(0, Math.round(v))),
+      probabilities: classes.map((c) => Math.round(face.probabilities[c] * 1e5) / 1e5),
+      too_small: Boolean(face.too_small),
+    }));
+    run.samples.push({ t: Math.round(t) / 1000, faces: kept });
+    run.faces += kept.length;
+    while (run.samples.length >= DEVICE_MAX_SAMPLES || run.faces > DEVICE_MAX_FACES) {
+      run.samples = run.samples.filter((_, i) => i % 2 === 0);
+      run.faces = run.samples.reduce((n, sample) => n + sample.faces.length, 0);
+      run.interval *= 2;
+    }
+  }
+
+  /** Stop and save on this device: the timeline, numbers only, to the API (session + CSRF). */
+  async function stopDevice() {
+    const run = state.deviceRun;
+    state.stopping = { timer: null };
+    if (!run || !state.device) {
+      finishStop({ message: "Stopped before anything was analysed; nothing was saved." });
+      return;
+    }
+    say("Saving the session (only the emotion timeline is sent)…");
+    const last = run.samples.length ? run.samples[run.samples.length - 1].t : 0;
+    const body = {
+      model: { name: state.device.manifest.model.name, version: state.device.manifest.model.version },
+      started: run.startedAt.toISOString(),
+      duration: Math.max(last, Math.ceil((now() - run.t0) / 10) / 100),
+      samples: run.samples,
+    };
+    let msg;
+    try {
+      const response = await fetch(root.dataset.saveUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify(body),
+      });
+      const answer = await response.json().catch(() => ({}));
+      if (response.status === 201) msg = answer;
+      else if (response.status === 401 || response.status === 403) msg = { message: "You are signed out, so the session could not be saved. Sign in again and start a new session." };
+      else msg = { message: `The session could not be saved: ${(answer.error && answer.error.message) || `HTTP ${response.status}`}` };
+    } catch (err) {
+      msg = { message: "The session could not be saved: the server could not be reached." };
+    }
+    finishStop(msg);
+  }
+
   // --- wiring -------------------------------------------------------------------------------
 
+  for (const input of modeInputs) {
+    if (input.disabled) input.dataset.unavailable = "1";
+    input.addEventListener("change", showMode);
+  }
+  showMode();
   startButton.addEventListener("click", start);
   stopButton.addEventListener("click", stop);
   micToggle.addEventListener("change", () => (micToggle.checked ? startMic() : stopMic()));

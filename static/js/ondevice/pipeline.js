@@ -18,6 +18,8 @@ import {
 import { FaceClassifier } from './classify.js';
 import { refineLandmarks } from './refine.js';
 import { iou } from './tracking.js';
+
+export { FaceTracks } from './tracking.js';
 import { MIN_BOX_PX, NMS_THRESHOLD, YuNet, leftToRight } from './yunet.js';
 
 ort.env.wasm.numThreads = 1;
