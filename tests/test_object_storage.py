@@ -18,7 +18,7 @@ from emotionsite.settings import media_storage
 from recognition.analyses import media, retention, services
 from recognition.analyses.models import Analysis
 from recognition.operations import metrics
-from tests.objectstore import S3Server, bucket_of, s3_server  # noqa: F401 - fixture
+from tests.objectstore import S3Server, bucket_of
 
 pytestmark = pytest.mark.django_db
 XHR = {"HTTP_ACCEPT": "application/json", "HTTP_X_REQUESTED_WITH": "XMLHttpRequest"}
@@ -171,7 +171,7 @@ def test_corrections_dataset_reads_photos_from_the_bucket(
     corrections.set_correction(owner=user, analysis_id=analysis.pk, item="face-1", label="happy")
     files, skipped = dataset.dataset_files(list(Correction.objects.filter(owner=user)))
     assert skipped == 0 and len(files) == 1
-    path, payload, row = files[0]
+    _, payload, row = files[0]
     assert payload[:8] == b"\x89PNG\r\n\x1a\n" and row["label"] == "happy"
 
 
