@@ -118,13 +118,16 @@ class Cluster:
         self.webs.append(site)
         return site
 
-    def start_worker(self, **env: str) -> subprocess.Popen:
-        host = f"worker{len(self.workers)}"
+    def start_worker(self, *, beat: bool = False, name: str = "", **env: str) -> subprocess.Popen:
+        """A worker host (one prefork child); ``beat``: it also runs Celery beat (-B), which
+        re-sends the analyses whose broker message was lost."""
+        host = name or f"worker{len(self.workers)}"
         log = open(self.dir / f"{host}.log", "ab")  # noqa: SIM115 - closed when the process ends
+        extra = ["-B", "-s", str(self.dir / f"{host}-beat-schedule")] if beat else []
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "emotionsite", "worker", "-P", "prefork", "-c", "1",
              "-Q", self.queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", f"{host}@%h", "-l", "info"],
+             "-n", f"{host}@%h", "-l", "info", *extra],
             cwd=ROOT, env={**os.environ, **self.env, "MEDIA_ROOT": str(self.media_root(host)), **env},
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
