@@ -212,3 +212,18 @@ def test_an_upload_while_the_store_is_down_is_a_503_with_nothing_left(
     assert "try again" in response.content.decode()
     assert not Analysis.objects.filter(owner=user).exists()
     assert storage_errors("save") == before + 1
+
+
+def test_an_analysis_whose_store_is_down_is_retried_not_failed(user, face_photo, bucket, settings, s3_server):
+    analysis = services.create_analysis(owner=user, upload=face_photo, filename="a.jpg", enqueue=False)
+    good = settings.STORAGES
+    settings.STORAGES = {**good, "default": media_storage(S3Server(s3_server.log_path.parent).url("media"), timeout=1.0)}
+    before = storage_errors("read")
+    with pytest.raises(media.StorageUnavailable) as raised:
+        services.run_analysis(analysis_id=analysis.pk)
+    assert isinstance(raised.value, ConnectionError)  # the task's autoretry_for covers it
+    assert storage_errors("read") == before + 1
+    analysis.refresh_from_db()
+    assert analysis.status != "failed" and not analysis.error
+    settings.STORAGES = good  # the store is back: the retry finds the file
+    assert services.run_analysis(analysis_id=analysis.pk).status == "done"
