@@ -230,7 +230,7 @@ def first_id(response: requests.Response) -> int:
 
 
 async def live_frames(port: int, sessionid: str, frames: list[bytes], *, seconds: float,
-                      on_reply=None, save: bool = True, fps: float = 15.0) -> dict:  # fmt: skip
+                      on_reply=None, save: bool = True, fps: float = 15.0, stats: dict | None = None) -> dict:  # fmt: skip
     """A live client on ``port``: hello, then one frame in flight at a time, at most ``fps`` a
     second (a webcam's pace; the site refuses more than LIVE_MAX_MESSAGES_PER_SECOND) for
     ``seconds``, then stop (saves the session). Returns round trips (ms), errors, the saved message."""
@@ -238,7 +238,9 @@ async def live_frames(port: int, sessionid: str, frames: list[bytes], *, seconds
 
     from websockets.asyncio.client import connect
 
-    stats: dict = {"rtt": [], "errors": [], "faces": 0, "saved": None}
+    if stats is None:  # the caller's dict keeps what was measured when the socket ends with an error
+        stats = {}
+    stats.update({"rtt": [], "errors": [], "faces": 0, "saved": None})
     async with connect(f"ws://127.0.0.1:{port}/ws/live/", origin=f"http://127.0.0.1:{port}",
                        additional_headers={"Cookie": f"sessionid={sessionid}"}, compression=None,
                        max_size=2**22, open_timeout=30) as ws:  # fmt: skip

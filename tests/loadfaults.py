@@ -130,18 +130,20 @@ async def _live_client(port: int, cookie: str, frames: list[bytes], until: float
     """Stream until ``until`` (clock seconds); a socket that ends is reconnected, as the page does."""
     while clock.now() < until:
         report.live_connections += 1
+        stats: dict = {}
         try:
-            stats = await cluster.live_frames(port, cookie, frames, seconds=until - clock.now(), save=False, fps=10)
+            await cluster.live_frames(port, cookie, frames, seconds=until - clock.now(), save=False, fps=10,
+                                      stats=stats)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - the socket ended: count why, reconnect
             reason = f"live: {type(exc).__name__}"
             report.live_errors[reason] += 1
             clock.event(reason)
             await asyncio.sleep(0.5)
-            continue
-        report.live_rtt.extend(stats["rtt"])
-        for error in stats["errors"]:
-            report.live_errors[f"live reply: {error}"] += 1
-            clock.event(f"live reply: {error}")
+        finally:
+            report.live_rtt.extend(stats.get("rtt", []))
+            for error in stats.get("errors", []):
+                report.live_errors[f"live reply: {error}"] += 1
+                clock.event(f"live reply: {error}")
 
 
 def _analyses(database_url: str, ids: list[int]) -> dict[int, dict]:
@@ -264,7 +266,8 @@ def table(report: Report) -> str:
         f"| stuck (queued/running after the drain) | {len(report.stuck)} {report.stuck[:5] or ''} |",
         f"| lost (accepted, no record) | {len(report.missing)} |",
         f"| job latency p50 / p95 (accepted -> done) | {pct(lat, 50):.2f} s / {pct(lat, 95):.2f} s |",
-        f"| live frames answered | {len(live)} ({len(live) / max(report.seconds, 1):.1f}/s in total) |",
+        (f"| live frames answered | {len(live)} ({len(live) / max(report.seconds, 1):.1f}/s in total; "
+         f"{report.clients} clients asking 10/s each) |"),
         f"| live round trip p50 / p95 | {pct(live, 50):.0f} ms / {pct(live, 95):.0f} ms |",
         (f"| live sockets opened / errors | {report.live_connections} / {sum(report.live_errors.values())} "
          f"{dict(report.live_errors) or ''} |"),
