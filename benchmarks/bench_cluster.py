@@ -10,7 +10,7 @@ use another server), a private redis-server on a free port, and a bucket on moto
 (python -m moto.server). Then ``--users`` people upload in turn a photo, a recording, a group
 photo, another recording and a 2 s video (one upload, then ``--think`` seconds, again) and
 ``--clients`` live clients stream webcam frames at 10 fps for ``--seconds``; worker 0 is killed
-at 30% of the time (back 3 s later), Redis stops at 60% (back 3 s later, empty). It waits for the
+at 30% of the time (back 3 s later), Redis stops at 60% (back --redis-down s later, empty). It waits for the
 accepted uploads to finish and prints the table of tests/loadfaults.py: submitted / accepted /
 refused (with reasons) / done / failed (with reasons) / stuck, job latency p50/p95 (accepted ->
 done, from the database), live round trip p50/p95, orphaned objects, and what broke first.
@@ -42,6 +42,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=120, help="length of the load")
     parser.add_argument("--think", type=float, default=2.0, help="seconds between one person's uploads")
     parser.add_argument("--drain", type=float, default=180, help="seconds to wait for the jobs after the load")
+    parser.add_argument("--redis-down", type=float, default=3.0, help="seconds Redis stays down")
     parser.add_argument("--no-faults", action="store_true", help="the same load without the kill and the restart")
     parser.add_argument("--database-url", default="", help="an existing, migrated database (default: a fresh one)")
     args = parser.parse_args()
@@ -66,7 +67,8 @@ def main() -> int:
             group.manage("migrate", "--noinput")
         load = os.getloadavg()
         report = loadfaults.run_load(group, redis, users=args.users, clients=args.clients, seconds=args.seconds,
-                                     think=args.think, drain=args.drain, faults=not args.no_faults)  # fmt: skip
+                                     think=args.think, drain=args.drain, faults=not args.no_faults,
+                                     redis_down=args.redis_down)  # fmt: skip
         print(f"load average at the start {load[0]:.1f}; {os.cpu_count()} CPU cores")
         print(loadfaults.table(report))
         return 0 if report.nothing_lost() else 1

@@ -55,6 +55,7 @@ class Report:
     absent_files: list[str] = field(default_factory=list)
     events: list[tuple[float, str]] = field(default_factory=list)  # (seconds from start, what)
     drain_seconds: float = 0.0
+    resent: int = 0  # analyses the beat sent again because their broker message was lost
 
     def nothing_lost(self) -> bool:
         return not (self.stuck or self.missing or self.orphans or self.absent_files)
@@ -157,9 +158,10 @@ def _analyses(database_url: str, ids: list[int]) -> dict[int, dict]:
 
 
 def run_load(group: cluster.Cluster, redis: cluster.RedisServer, *, users: int, clients: int, seconds: float,
-             think: float = 2.0, drain: float = 120.0, faults: bool = True) -> Report:  # fmt: skip
+             think: float = 2.0, drain: float = 120.0, faults: bool = True, redis_down: float = 3.0) -> Report:  # fmt: skip
     """Start one web server and two workers (worker 1 runs the beat), load them for ``seconds``
-    with the faults at 30% (worker 0 SIGKILLed, back 3 s later) and 60% (Redis down 3 s), then
+    with the faults at 30% (worker 0 SIGKILLed, back 3 s later) and 60% (Redis down for
+    ``redis_down`` s), then
     wait up to ``drain`` s for the accepted uploads to finish and balance the books."""
     report = Report(users, clients, seconds)
     web = group.start_web()
@@ -202,7 +204,7 @@ def run_load(group: cluster.Cluster, redis: cluster.RedisServer, *, users: int, 
         time.sleep(max(0.0, 0.6 * seconds - clock.now()))
         redis.stop()
         clock.event("fault: Redis stopped (everything it held is lost)")
-        time.sleep(3)
+        time.sleep(redis_down)
         redis.start()
         clock.event("fault: Redis started again")
     time.sleep(max(0.0, seconds - clock.now()))
@@ -245,6 +247,8 @@ def run_load(group: cluster.Cluster, redis: cluster.RedisServer, *, users: int, 
     warm_up = _analyses(database_url, [cluster.first_id(warm[0])])
     for row in warm_up.values():  # the warm-up upload is not part of the load
         stored -= {row["media"], *(f"users/{row['owner']}/{row['uid'].hex}.{v}.jpg" for v in ("thumb", "preview"))}
+    logs = "".join(p.read_text(errors="replace") for p in group.dir.glob("worker*.log"))
+    report.resent = logs.count("re-sending analysis")
     report.orphans = sorted(stored - expected)
     report.absent_files = sorted(expected - stored)
     return report
@@ -265,6 +269,7 @@ def table(report: Report) -> str:
         f"| failed (with reason) | {sum(report.failed.values())} {dict(report.failed) or ''} |",
         f"| stuck (queued/running after the drain) | {len(report.stuck)} {report.stuck[:5] or ''} |",
         f"| lost (accepted, no record) | {len(report.missing)} |",
+        f"| sent again by the beat (message lost with Redis or a dead worker) | {report.resent} |",
         f"| job latency p50 / p95 (accepted -> done) | {pct(lat, 50):.2f} s / {pct(lat, 95):.2f} s |",
         (f"| live frames answered | {len(live)} ({len(live) / max(report.seconds, 1):.1f}/s in total; "
          f"{report.clients} clients asking 10/s each) |"),
