@@ -56,6 +56,8 @@ class Report:
     events: list[tuple[float, str]] = field(default_factory=list)  # (seconds from start, what)
     drain_seconds: float = 0.0
     resent: int = 0  # analyses the beat sent again because their broker message was lost
+    not_enqueued: int = 0  # uploads accepted while the broker was down (left queued for the beat)
+    upload_seconds: list[float] = field(default_factory=list)  # the upload request itself
 
     def nothing_lost(self) -> bool:
         return not (self.stuck or self.missing or self.orphans or self.absent_files)
@@ -104,8 +106,11 @@ def _uploader(browser: cluster.Browser, items, stop: threading.Event, report: Re
         n += 1
         with clock.lock:
             report.submitted += 1
+        sent = time.monotonic()
         try:
             answer = browser.upload(data, name)
+            with clock.lock:
+                report.upload_seconds.append(time.monotonic() - sent)
         except Exception as exc:  # noqa: BLE001 - a refused connection is a refusal with a reason
             reason = f"upload: {type(exc).__name__}"
         else:
@@ -249,6 +254,8 @@ def run_load(group: cluster.Cluster, redis: cluster.RedisServer, *, users: int, 
         stored -= {row["media"], *(f"users/{row['owner']}/{row['uid'].hex}.{v}.jpg" for v in ("thumb", "preview"))}
     logs = "".join(p.read_text(errors="replace") for p in group.dir.glob("worker*.log"))
     report.resent = logs.count("re-sending analysis")
+    report.not_enqueued = sum(site.log_path.read_text(errors="replace").count("could not enqueue analysis")
+                              for site in group.webs)  # fmt: skip
     report.orphans = sorted(stored - expected)
     report.absent_files = sorted(expected - stored)
     return report
@@ -269,7 +276,10 @@ def table(report: Report) -> str:
         f"| failed (with reason) | {sum(report.failed.values())} {dict(report.failed) or ''} |",
         f"| stuck (queued/running after the drain) | {len(report.stuck)} {report.stuck[:5] or ''} |",
         f"| lost (accepted, no record) | {len(report.missing)} |",
-        f"| sent again by the beat (message lost with Redis or a dead worker) | {report.resent} |",
+        (f"| accepted while the broker was down (left queued) / sent again by the beat | "
+         f"{report.not_enqueued} / {report.resent} |"),
+        (f"| upload request p50 / p95 / max | {pct(report.upload_seconds, 50):.2f} s / "
+         f"{pct(report.upload_seconds, 95):.2f} s / {max(report.upload_seconds, default=float('nan')):.2f} s |"),
         f"| job latency p50 / p95 (accepted -> done) | {pct(lat, 50):.2f} s / {pct(lat, 95):.2f} s |",
         (f"| live frames answered | {len(live)} ({len(live) / max(report.seconds, 1):.1f}/s in total; "
          f"{report.clients} clients asking 10/s each) |"),
