@@ -227,3 +227,32 @@ def test_an_analysis_whose_store_is_down_is_retried_not_failed(user, face_photo,
     assert analysis.status != "failed" and not analysis.error
     settings.STORAGES = good  # the store is back: the retry finds the file
     assert services.run_analysis(analysis_id=analysis.pk).status == "done"
+
+
+def scraped_storage_errors(client, operation: str) -> float:
+    text = client.get("/metrics", headers={"Authorization": "Bearer scrape-token"}).content.decode()
+    line = next(x for x in text.splitlines() if x.startswith(f'emotionsite_storage_errors_total{{operation="{operation}"}}'))
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_readyz_follows_the_object_store_process_going_away_and_coming_back(client, settings, s3_server):
+    """The store's own process stops (not a wrong address): /readyz turns 503 within its bound
+    and the scrape counts the failed checks; started again, ready on the next probe."""
+    settings.METRICS_TOKEN = "scrape-token"
+    store = S3Server(s3_server.log_path.parent)
+    store.start()
+    try:
+        url = store.bucket("media")
+        settings.STORAGES = {**settings.STORAGES, "default": media_storage(url, timeout=1.0)}
+        assert client.get("/readyz").status_code == 200
+        before = scraped_storage_errors(client, "check")
+        store.stop()
+        down = client.get("/readyz")
+        assert down.status_code == 503 and down.json()["checks"]["media"]["ok"] is False
+        assert down.json()["checks"]["database"]["ok"]  # only the store is blamed
+        assert scraped_storage_errors(client, "check") == before + 1
+        store.start()
+        store.bucket("media")  # moto keeps buckets in memory: a restarted one is empty
+        assert client.get("/readyz").status_code == 200
+    finally:
+        store.stop()
