@@ -256,3 +256,13 @@ def test_readyz_follows_the_object_store_process_going_away_and_coming_back(clie
         assert client.get("/readyz").status_code == 200
     finally:
         store.stop()
+
+
+def test_media_while_the_store_is_down_is_a_503_not_a_500(alice_client, user, face_photo, bucket, settings, s3_server):
+    analysis = services.create_analysis(owner=user, upload=face_photo, filename="a.jpg", enqueue=False)
+    url = reverse("analysis-media", args=[analysis.pk])
+    settings.STORAGES = {**settings.STORAGES, "default": media_storage(S3Server(s3_server.log_path.parent).url("media"), timeout=1.0)}
+    for params in ({}, {"variant": "thumb"}):
+        answer = alice_client.get(url, params)
+        assert answer.status_code == 503 and answer["Retry-After"] == "30"
+        assert answer.json()["error"]["code"] == "storage_unavailable"

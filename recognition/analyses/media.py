@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from PIL import Image, ImageOps
 
 from recognition.inference.images import sniff_image_format
@@ -654,44 +654,42 @@ def _ascii_name(name: str) -> str:
     )
 
 
-def _exists(name: str) -> bool:
-    try:
-        return default_storage.exists(name)
-    except _storage_exceptions() as exc:
-        raise _storage_error(exc, "read") from exc
-
-
 def serve(
     analysis: Analysis, *, variant: str | None = None, download: bool = False
-) -> FileResponse:
-    """The owner's file (or a rendition) as a private, non-sniffable response; 404 if missing.
+) -> HttpResponse:
+    """The owner's file (or a rendition) as a private, non-sniffable response; 404 if missing,
+    503 (the API's error shape) while the media store does not answer.
 
     The caller has already checked ownership (``selectors.get_analysis_for``).
     """
-    if variant in {"thumb", "preview"}:
-        name, content_type = rendition_name(analysis, variant), "image/jpeg"
-        if not _exists(name):
-            if (
-                variant == "preview"
-                and analysis.media
-                and analysis.content_type in BROWSER_IMAGES
-            ):
-                name, content_type = analysis.media.name, analysis.content_type
-            else:
-                raise Http404("no such rendition")
-    elif variant:
+    if variant not in {None, "thumb", "preview"}:
         raise Http404("no such rendition")
-    else:
-        if not analysis.media:
-            raise Http404("no media")
-        name, content_type = (
-            analysis.media.name,
-            analysis.content_type or "application/octet-stream",
-        )
+    if variant is None and not analysis.media:
+        raise Http404("no media")
     try:
-        fh = open_stored(name)
+        if variant:
+            name, content_type = rendition_name(analysis, variant), "image/jpeg"
+            try:
+                fh = open_stored(name)
+            except StoredFileMissing:
+                if not (variant == "preview" and analysis.media and analysis.content_type in BROWSER_IMAGES):
+                    raise Http404("no such rendition") from None
+                name, content_type = analysis.media.name, analysis.content_type
+                fh = open_stored(name)
+        else:
+            name = analysis.media.name
+            content_type = analysis.content_type or "application/octet-stream"
+            fh = open_stored(name)
     except StoredFileMissing:
         raise Http404("media file is gone") from None
+    except StorageUnavailable:
+        unavailable = JsonResponse(
+            {"error": {"status": 503, "code": "storage_unavailable",
+                       "message": "The file cannot be read just now. Please try again in a minute."}},
+            status=503,
+        )  # fmt: skip
+        unavailable["Retry-After"] = "30"
+        return unavailable
     filename = analysis.original_name or os.path.basename(name)
     response = FileResponse(
         fh, content_type=content_type, as_attachment=download, filename=filename
