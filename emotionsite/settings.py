@@ -154,6 +154,54 @@ STORAGES = {
 # Uploaded media is private: it is never served under a public URL, only through
 # owner-checked views (recognition.analyses.views.analysis_media). MEDIA_URL is deliberately unset in urls.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
+# Uploads in S3-compatible object storage (AWS S3, MinIO, ...) instead of MEDIA_ROOT, so web servers
+# and workers on different hosts see the same files: MEDIA_STORAGE_URL=s3+http://KEY:SECRET@minio:9000/bucket
+# (s3:// for HTTPS; no host: AWS itself; no KEY:SECRET: boto3's own credential chain; query
+# ?region=...&prefix=...). The bucket stays private: files are streamed through the owner-checked
+# views, never by a public or signed bucket URL (recognition/analyses/media.py).
+MEDIA_STORAGE_URL = env.str("MEDIA_STORAGE_URL", default="")
+MEDIA_STORAGE_TIMEOUT = env.float("MEDIA_STORAGE_TIMEOUT", default=5.0)  # connect and read, seconds
+
+
+def media_storage(url: str, timeout: float = 5.0) -> dict:
+    """The STORAGES["default"] entry for MEDIA_STORAGE_URL (ValueError for a malformed one)."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    from botocore.config import Config
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("s3", "s3+http", "s3+https"):
+        raise ValueError("MEDIA_STORAGE_URL must start with s3://, s3+https:// or s3+http://")
+    bucket = parts.path.strip("/")
+    if not bucket or "/" in bucket:
+        raise ValueError("MEDIA_STORAGE_URL must name one bucket: s3://host/bucket")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    options = {
+        "bucket_name": bucket,
+        "region_name": query.get("region") or None,
+        "location": query.get("prefix", "").strip("/"),
+        "default_acl": None,  # the bucket's own policy: private
+        "querystring_auth": True,
+        "querystring_expire": 300,
+        "file_overwrite": False,  # a name already taken gets a suffix, as on the file system
+        # Bounded calls, so a store that is down fails a request or /readyz in seconds.
+        "client_config": Config(
+            connect_timeout=timeout, read_timeout=timeout, signature_version="s3v4",
+            retries={"max_attempts": 3, "mode": "standard"},
+            s3={"addressing_style": "path"} if parts.hostname else {},
+        ),
+    }
+    if parts.hostname:
+        scheme = "http" if parts.scheme == "s3+http" else "https"
+        options["endpoint_url"] = f"{scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    if parts.username:
+        options["access_key"] = unquote(parts.username)
+        options["secret_key"] = unquote(parts.password or "")
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+
+
+if MEDIA_STORAGE_URL:
+    STORAGES["default"] = media_storage(MEDIA_STORAGE_URL, MEDIA_STORAGE_TIMEOUT)
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="emotionsite <noreply@localhost>")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests import readguard
+from tests.objectstore import s3_server  # noqa: F401 - fixture: a real S3 server process (moto)
 
 REPO = Path(__file__).resolve().parents[1]
 MEDIA = Path(__file__).parent / "media"

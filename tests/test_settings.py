@@ -297,7 +297,7 @@ def _compose() -> dict:
 
 def test_docker_compose_defines_the_production_stack():
     services = _compose()["services"]
-    assert set(services) == {"web", "worker", "redis", "postgres"}
+    assert set(services) == {"web", "worker", "redis", "postgres", "minio", "minio-init"}
 
     web, worker = services["web"], services["worker"]
     assert (
@@ -319,10 +319,22 @@ def test_docker_compose_defines_the_production_stack():
         assert env["REDIS_URL"] == "redis://redis:6379/0"
         assert env["DEBUG"] == "False"
         assert {"postgres", "redis"} <= set(app["depends_on"])
-    # The worker reads the files the web process stored: same volume, same MEDIA_ROOT.
-    assert web["volumes"] == worker["volumes"]
-    assert web["environment"]["MEDIA_ROOT"] == worker["environment"]["MEDIA_ROOT"]
-    assert web["environment"]["MEDIA_ROOT"].startswith(web["volumes"][0].split(":")[1])
+    # The worker reads the files the web process stored: the same bucket, in MinIO, which
+    # minio-init has made (private) before either starts.
+    storage = web["environment"]["MEDIA_STORAGE_URL"]
+    assert storage == worker["environment"]["MEDIA_STORAGE_URL"]
+    assert storage.startswith("s3+http://") and storage.endswith("@minio:9000/media")
+    from emotionsite.settings import media_storage
+
+    defaults = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", storage)  # Compose's ${VAR:-default}
+    options = media_storage(defaults)["OPTIONS"]
+    assert (options["bucket_name"], options["endpoint_url"], options["access_key"]) == ("media", "http://minio:9000", "emotionsite")
+    init = services["minio-init"]
+    assert "mc mb --ignore-existing local/media" in init["entrypoint"]
+    assert "mc anonymous set none local/media" in init["entrypoint"]
+    assert services["minio"]["image"].startswith("quay.io/minio/minio:RELEASE.")
+    for app in (web, worker):
+        assert app["depends_on"]["minio-init"] == {"condition": "service_completed_successfully"}
 
 
 def test_compose_services_have_healthchecks_and_start_in_order():
@@ -330,7 +342,7 @@ def test_compose_services_have_healthchecks_and_start_in_order():
     from django.urls import resolve
 
     services = _compose()["services"]
-    tests = {name: " ".join(s["healthcheck"]["test"]) for name, s in services.items()}
+    tests = {name: " ".join(s["healthcheck"]["test"]) for name, s in services.items() if "healthcheck" in s}
     # The image (python:3.11-slim) has no curl: the web check is a Python one-liner on /healthz.
     assert services["web"]["healthcheck"]["test"][:2] == ["CMD", "python"]
     url = re.search(r"urlopen\('(http://127\.0\.0\.1:8000(/[^']*))'", tests["web"])
@@ -341,7 +353,10 @@ def test_compose_services_have_healthchecks_and_start_in_order():
     assert "-d celery@$$HOSTNAME" in tests["worker"]
     assert "redis-cli ping" in tests["redis"]
     assert "pg_isready" in tests["postgres"]
+    assert "mc ready local" in " ".join(services["minio"]["healthcheck"]["test"])
     for name, service in services.items():
+        if service.get("restart") == "no":  # a one-shot job (minio-init): others wait for it to finish
+            continue
         check = service["healthcheck"]
         assert {"interval", "timeout", "retries"} <= set(check), name
         assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name

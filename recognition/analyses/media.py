@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from PIL import Image, ImageOps
 
 from recognition.inference.images import sniff_image_format
@@ -486,13 +486,165 @@ def stored_names(analysis: Analysis) -> list[str]:
     return names
 
 
+class StorageUnavailable(ConnectionError):
+    """The media store did not answer (network, timeout, 5xx): try again later. A ConnectionError,
+    so the analysis task retries it like a broker or database outage."""
+
+
+class StoredFileMissing(FileNotFoundError):
+    """The store answered: no such file."""
+
+
+def object_store() -> bool:
+    """Whether media lives in an S3-compatible bucket (MEDIA_STORAGE_URL) rather than MEDIA_ROOT."""
+    return hasattr(default_storage, "bucket_name")  # django-storages' S3Storage
+
+
+def _storage_error(exc: BaseException, operation: str) -> Exception:
+    """The exception to raise for a failed storage call (counted in the storage error metric)."""
+    from recognition.operations import metrics
+
+    code = ""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = str(response.get("Error", {}).get("Code", ""))
+    if isinstance(exc, FileNotFoundError) or code in {"NoSuchKey", "404", "NotFound"}:
+        return StoredFileMissing(operation)  # not the store's fault: not an error to count
+    metrics.count_storage_error(operation)
+    logger.warning("media storage %s failed: %s", operation, type(exc).__name__)
+    return StorageUnavailable(f"media storage {operation} failed ({type(exc).__name__})")
+
+
+def _storage_exceptions() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (OSError,)
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover - installed from requirements.txt
+        return errors
+    return (*errors, BotoCoreError, ClientError)
+
+
+def save_file(name: str, content: File) -> str:
+    """Store ``content`` under ``name`` (a free variant of it); raises StorageUnavailable."""
+    try:
+        return default_storage.save(name, content)
+    except _storage_exceptions() as exc:
+        raise _storage_error(exc, "save") from exc
+
+
+def read_bytes(name: str) -> bytes:
+    """The whole stored file; StoredFileMissing when it is gone, StorageUnavailable when the store
+    does not answer. Inference gets bytes, never a path, so it runs on any host."""
+    try:
+        with default_storage.open(name, "rb") as fh:
+            return fh.read()
+    except _storage_exceptions() as exc:
+        raise _storage_error(exc, "read") from exc
+
+
 def delete_files(names: list[str]) -> None:
     """Remove stored files, ignoring ones already gone (deletion must be repeatable)."""
     for name in names:
         try:
             default_storage.delete(name)
-        except (OSError, ValueError):  # pragma: no cover - reported, not fatal
+        except (*_storage_exceptions(), ValueError) as exc:  # reported, not fatal
+            _storage_error(exc, "delete")
             logger.warning("could not delete media %s", name, exc_info=True)
+
+
+def stored_under(folder: str) -> list[str]:
+    """Every stored file name under ``folder`` (recursively), through the storage API."""
+    names: list[str] = []
+    pending = [folder.strip("/")]
+    while pending:
+        current = pending.pop()
+        try:
+            dirs, files = default_storage.listdir(current)
+        except FileNotFoundError:
+            continue
+        except _storage_exceptions() as exc:
+            raise _storage_error(exc, "list") from exc
+        names.extend(f"{current}/{f}" for f in files)
+        pending.extend(f"{current}/{d}" for d in dirs)
+    return names
+
+
+def delete_folder(folder: str) -> int:
+    """Delete every file under ``folder`` (a user's whole media, files of analyses that no
+    record names any more included); returns how many. Empty local folders go too."""
+    names = stored_under(folder)
+    delete_files(names)
+    if not object_store():  # a bucket has no folders; a file system keeps empty ones
+        import shutil
+
+        try:
+            shutil.rmtree(default_storage.path(folder), ignore_errors=True)
+        except NotImplementedError:  # pragma: no cover - a storage without local paths
+            pass
+    return len(names)
+
+
+RANGE_BUFFER = 256 * 1024  # bytes fetched per GetObject when streaming from the bucket
+
+
+class RangedObject(io.RawIOBase):
+    """A read-only, seekable view of one object in the bucket that fetches only the bytes read
+    (``GetObject`` with ``Range``), so a player seeking in a long video does not make the web
+    server download the whole file first (django-storages' S3File does)."""
+
+    def __init__(self, storage: Any, name: str) -> None:
+        from storages.utils import clean_name
+
+        super().__init__()
+        self._client = storage.connection.meta.client
+        self._bucket = storage.bucket_name
+        self._key = storage._normalize_name(clean_name(name))
+        head = self._client.head_object(Bucket=self._bucket, Key=self._key)
+        self.size = int(head["ContentLength"])
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def read(self, size: int = -1) -> bytes:
+        if self._position >= self.size:
+            return b""
+        end = self.size - 1 if size is None or size < 0 else min(self.size, self._position + size) - 1
+        try:
+            answer = self._client.get_object(
+                Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-{end}"
+            )
+            data = answer["Body"].read()
+        except _storage_exceptions() as exc:
+            raise _storage_error(exc, "read") from exc
+        self._position += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def open_stored(name: str) -> IO[bytes]:
+    """A seekable reader of a stored file for a response; StoredFileMissing / StorageUnavailable."""
+    try:
+        if object_store():  # buffered: a response reads 4 KB at a time, a GET per read would crawl
+            return io.BufferedReader(RangedObject(default_storage, name), buffer_size=RANGE_BUFFER)
+        return default_storage.open(name, "rb")
+    except _storage_exceptions() as exc:
+        raise _storage_error(exc, "read") from exc
 
 
 def _ascii_name(name: str) -> str:
@@ -504,35 +656,40 @@ def _ascii_name(name: str) -> str:
 
 def serve(
     analysis: Analysis, *, variant: str | None = None, download: bool = False
-) -> FileResponse:
-    """The owner's file (or a rendition) as a private, non-sniffable response; 404 if missing.
+) -> HttpResponse:
+    """The owner's file (or a rendition) as a private, non-sniffable response; 404 if missing,
+    503 (the API's error shape) while the media store does not answer.
 
     The caller has already checked ownership (``selectors.get_analysis_for``).
     """
-    if variant in {"thumb", "preview"}:
-        name, content_type = rendition_name(analysis, variant), "image/jpeg"
-        if not default_storage.exists(name):
-            if (
-                variant == "preview"
-                and analysis.media
-                and analysis.content_type in BROWSER_IMAGES
-            ):
-                name, content_type = analysis.media.name, analysis.content_type
-            else:
-                raise Http404("no such rendition")
-    elif variant:
+    if variant not in {None, "thumb", "preview"}:
         raise Http404("no such rendition")
-    else:
-        if not analysis.media:
-            raise Http404("no media")
-        name, content_type = (
-            analysis.media.name,
-            analysis.content_type or "application/octet-stream",
-        )
+    if variant is None and not analysis.media:
+        raise Http404("no media")
     try:
-        fh = default_storage.open(name, "rb")
-    except (FileNotFoundError, OSError):
+        if variant:
+            name, content_type = rendition_name(analysis, variant), "image/jpeg"
+            try:
+                fh = open_stored(name)
+            except StoredFileMissing:
+                if not (variant == "preview" and analysis.media and analysis.content_type in BROWSER_IMAGES):
+                    raise Http404("no such rendition") from None
+                name, content_type = analysis.media.name, analysis.content_type
+                fh = open_stored(name)
+        else:
+            name = analysis.media.name
+            content_type = analysis.content_type or "application/octet-stream"
+            fh = open_stored(name)
+    except StoredFileMissing:
         raise Http404("media file is gone") from None
+    except StorageUnavailable:
+        unavailable = JsonResponse(
+            {"error": {"status": 503, "code": "storage_unavailable",
+                       "message": "The file cannot be read just now. Please try again in a minute."}},
+            status=503,
+        )  # fmt: skip
+        unavailable["Retry-After"] = "30"
+        return unavailable
     filename = analysis.original_name or os.path.basename(name)
     response = FileResponse(
         fh, content_type=content_type, as_attachment=download, filename=filename

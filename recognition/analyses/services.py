@@ -35,7 +35,6 @@ from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -251,13 +250,12 @@ def create_analysis(
     written: list[str] = []
     try:
         fh.seek(0)
-        analysis.media.save(f"upload.{inspected.ext}", fh, save=False)
+        name = analysis.media.field.generate_filename(analysis, f"upload.{inspected.ext}")
+        analysis.media.name = media.save_file(name, fh)
         written.append(analysis.media.name)
         for variant, data in inspected.renditions.items():
             written.append(
-                default_storage.save(
-                    media.rendition_name(analysis, variant), ContentFile(data)
-                )
+                media.save_file(media.rendition_name(analysis, variant), ContentFile(data))
             )
         with transaction.atomic():
             analysis.save()
@@ -265,6 +263,11 @@ def create_analysis(
             if enqueue:
                 analysis_id = analysis.pk
                 transaction.on_commit(lambda: enqueue_analysis(analysis_id))
+    except media.StorageUnavailable:
+        media.delete_files(written)
+        raise media.MediaRejected(
+            "The file could not be stored just now. Please try again in a minute.", 503
+        ) from None
     except BaseException:
         media.delete_files(written)
         raise
@@ -292,11 +295,13 @@ def _largest_face(faces: list[dict[str, Any]]) -> dict[str, Any] | None:
 def _read_media(analysis: Analysis) -> bytes:
     from recognition.inference.errors import InvalidMedia
 
+    if not analysis.media:
+        raise InvalidMedia("The uploaded file is no longer available.")
     try:
-        with default_storage.open(analysis.media.name, "rb") as fh:
-            return fh.read()
-    except (FileNotFoundError, OSError, ValueError):
+        return media.read_bytes(analysis.media.name)
+    except media.StoredFileMissing:
         raise InvalidMedia("The uploaded file is no longer available.") from None
+    # media.StorageUnavailable (a ConnectionError) goes up: the task retries it later.
 
 
 def analyse_image(analysis: Analysis) -> Outcome:
@@ -784,10 +789,8 @@ def delete_analysis(*, owner: Any, analysis_id: int) -> None:
 
 
 def delete_user_data(*, owner: Any) -> int:
-    """Delete every analysis of the owner and their whole media folder; returns how many."""
-    import shutil
-    from pathlib import Path
-
+    """Delete every analysis of the owner and their whole media folder (every stored file under
+    ``users/<id>/``, through the storage API, so in a bucket too); returns how many."""
     with transaction.atomic():
         names = [
             n
@@ -797,11 +800,14 @@ def delete_user_data(*, owner: Any) -> int:
         _, per_model = Analysis.objects.filter(owner=owner).delete()
         count = per_model.get(Analysis._meta.label, 0)
         privacy_record(owner, "deleted_all", count=count)
-        folder = Path(settings.MEDIA_ROOT) / media.user_dir(owner.pk)
+        folder = media.user_dir(owner.pk)
 
         def remove() -> None:
             media.delete_files(names)
-            shutil.rmtree(folder, ignore_errors=True)
+            try:  # and anything else under the owner's folder (files no record names any more)
+                media.delete_folder(folder)
+            except media.StorageUnavailable:
+                logger.warning("could not list media of user %s; its known files were deleted", owner.pk)
 
         transaction.on_commit(remove)
     return count

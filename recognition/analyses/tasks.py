@@ -20,6 +20,11 @@ TRANSIENT = (OperationalError, InterfaceError, ConnectionError)
 @shared_task(
     name="recognition.tasks.analyse",  # the name queued messages and metrics carry
     bind=True,
+    # The outcome is in the database; nobody reads a Celery result. Without this, sending the
+    # task also subscribed to its result in Redis, and during a Redis outage that subscription
+    # retried for 20 s (then "the Celery application must be restarted"), holding the upload
+    # request that long (benchmarks/bench_cluster.py --redis-down 10: uploads hung 10.8 s).
+    ignore_result=True,
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=TRANSIENT,

@@ -30,14 +30,16 @@ MANIFEST_FIELDS = [
 
 
 def _read(analysis: Analysis) -> bytes | None:
-    from django.core.files.storage import default_storage
+    """The analysis's file through the storage API (a bucket or MEDIA_ROOT); None when gone.
+    A store that does not answer raises (StorageUnavailable): an export must not silently
+    leave out every file."""
+    from recognition.analyses import media
 
     if not analysis.media:
         return None
     try:
-        with default_storage.open(analysis.media.name, "rb") as fh:
-            return fh.read()
-    except (OSError, ValueError):
+        return media.read_bytes(analysis.media.name)
+    except media.StoredFileMissing:
         return None
 
 

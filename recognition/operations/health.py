@@ -125,14 +125,54 @@ def check_model(task: str) -> str:
     return f"{model.name} {model.version} ({model.engine})"
 
 
+STORAGE_TIMEOUT = 3.0  # seconds the probe waits for the object store
+_storage_probe = ThreadPoolExecutor(max_workers=2, thread_name_prefix="readiness-storage")
+
+
+def _store_round_trip() -> None:
+    """Write, read back and delete a small object in the bucket (storage API)."""
+    import uuid
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    payload = uuid.uuid4().hex.encode()
+    name = default_storage.save(f".readiness/{uuid.uuid4().hex}", ContentFile(payload))
+    try:
+        with default_storage.open(name, "rb") as fh:
+            if fh.read() != payload:
+                raise NotReady("read back differs")
+    finally:
+        default_storage.delete(name)
+
+
 def check_media() -> str:
-    """Uploads can be stored: a temporary file is created and removed under MEDIA_ROOT."""
-    root = settings.MEDIA_ROOT
-    os.makedirs(root, exist_ok=True)  # as the storage would on the first upload
-    with tempfile.NamedTemporaryFile(dir=root, prefix=".readiness-") as fh:
-        fh.write(b"ok")
-        fh.flush()
-    return "writable"
+    """Uploads can be stored. MEDIA_ROOT: a temporary file is created and removed there. The
+    object store (MEDIA_STORAGE_URL): an object is written, read back and deleted within
+    STORAGE_TIMEOUT seconds; a failure counts in the storage error metric."""
+    from django.core.files.storage import default_storage
+
+    if not hasattr(default_storage, "bucket_name"):
+        root = settings.MEDIA_ROOT
+        os.makedirs(root, exist_ok=True)  # as the storage would on the first upload
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".readiness-") as fh:
+            fh.write(b"ok")
+            fh.flush()
+        return "writable"
+    from recognition.operations import metrics
+
+    try:
+        _storage_probe.submit(_store_round_trip).result(timeout=STORAGE_TIMEOUT)
+    except NotReady:
+        metrics.count_storage_error("check")
+        raise
+    except FutureTimeout:
+        metrics.count_storage_error("check")
+        raise NotReady("object store: timeout") from None
+    except Exception as exc:  # noqa: BLE001 - the class name only: messages hold URLs
+        metrics.count_storage_error("check")
+        raise NotReady(f"object store: {type(exc).__name__}") from None
+    return "object store writable"
 
 
 def checks() -> dict[str, Callable[[], str]]:

@@ -10,6 +10,7 @@ Everything is recorded through the functions here, each called from one place:
   ``video.analyze_video``, ``voice.analyze_audio`` / ``voice.analyse_signal``), which pages, API,
   workers and the live socket all go through; warm-up runs inside ``not_recorded()``;
 - live: ``live_*`` from ``live`` and the live consumer;
+- storage: ``count_storage_error`` from ``analyses.media`` and the readiness check;
 - Celery: ``observability``'s task signal handlers (durations by final state, retries,
   failures), in the web process (eager tasks) and in workers.
 
@@ -102,6 +103,15 @@ TASK_FAILURES = Counter(
     f"{PREFIX}_celery_task_failures", "Celery tasks that ended in an exception, by task.", ["task"]
 )
 
+STORAGE_OPERATIONS = ("save", "read", "delete", "list", "check")
+STORAGE_ERRORS = Counter(
+    f"{PREFIX}_storage_errors",
+    "Media storage calls (file system or object store) that failed, by operation.",
+    ["operation"],
+)
+for _operation in STORAGE_OPERATIONS:  # every series present from the start (0), so rate() works
+    STORAGE_ERRORS.labels(_operation)
+
 _recording: ContextVar[bool] = ContextVar("metrics_recording", default=True)
 
 
@@ -174,6 +184,11 @@ def count_retry(task: str) -> None:
 
 def count_failure(task: str) -> None:
     TASK_FAILURES.labels(task).inc()
+
+
+def count_storage_error(operation: str) -> None:
+    """A media storage call failed (``analyses.media``, the readiness check)."""
+    STORAGE_ERRORS.labels(operation if operation in STORAGE_OPERATIONS else "other").inc()
 
 
 # --- state read at scrape time (web process only) -----------------------------------------------
