@@ -172,19 +172,22 @@ class Cluster:
         return [k for k in self.s3.keys(self.bucket, prefix) if not k.startswith(".readiness/")]
 
 
+PASSWORD = "cluster-pass-9876"  # every user session_cookies makes
+
+
 def session_cookies(cluster: Cluster, usernames: list[str]) -> dict[str, tuple[int, str]]:
     """Create users (verified, may upload) and a signed-in session for each: {name: (id, sessionid)}."""
     code = (
         "import json, os; from django.contrib.auth import get_user_model; from django.test import Client\n"
         "out = {}\n"
         "for name in json.loads(os.environ['CLUSTER_USERS']):\n"
-        "    u = get_user_model().objects.create_user(name, password='cluster-pass-9876')\n"
+        "    u = get_user_model().objects.create_user(name, password=os.environ['CLUSTER_PASSWORD'])\n"
         "    c = Client(); c.force_login(u); out[name] = [u.pk, c.cookies['sessionid'].value]\n"
         "print('COOKIES=' + json.dumps(out))"
     )
     done = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, check=True,
                           capture_output=True, text=True,
-                          env={**os.environ, **cluster.env, "CLUSTER_USERS": json.dumps(usernames),
+                          env={**os.environ, **cluster.env, "CLUSTER_USERS": json.dumps(usernames), "CLUSTER_PASSWORD": PASSWORD,
                                "MEDIA_ROOT": str(cluster.media_root("admin"))})  # fmt: skip
     line = next(x for x in done.stdout.splitlines() if x.startswith("COOKIES="))
     return {name: (pk, cookie) for name, (pk, cookie) in json.loads(line[8:]).items()}
@@ -222,6 +225,11 @@ class Browser:
     def delete_all(self) -> requests.Response:
         return self.http.post(f"{self.base}/account/delete-data/", data={"csrfmiddlewaretoken": self._csrf()},
                               headers={"Referer": f"{self.base}/account/delete-data/"}, allow_redirects=False,
+                              timeout=self.timeout)  # fmt: skip
+
+    def delete_account(self, password: str = PASSWORD) -> requests.Response:
+        return self.http.post(f"{self.base}/account/delete/", data={"csrfmiddlewaretoken": self._csrf(), "password": password},
+                              headers={"Referer": f"{self.base}/account/delete/"}, allow_redirects=False,
                               timeout=self.timeout)  # fmt: skip
 
 

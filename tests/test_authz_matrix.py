@@ -66,6 +66,7 @@ ROUTES: dict[str, str] = {
     "dashboard/": PAGE_ACCOUNT,
     "analyses/status/": PAGE_ACCOUNT,
     "account/delete-data/": PAGE_ACCOUNT,
+    "account/delete/": PAGE_ACCOUNT,
     "analyses/<int:pk>/": PAGE_OBJECT,
     "analyses/<int:pk>/media/": PAGE_OBJECT,
     "analyses/<int:pk>/delete/": PAGE_OBJECT,

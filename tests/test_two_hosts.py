@@ -3,7 +3,7 @@
 daphne (web) and a Celery worker run as separate processes with DIFFERENT MEDIA_ROOT folders,
 sharing only the PostgreSQL test database, a private Redis and an S3 bucket on a real S3 server
 process (moto). A photo, a recording and a video uploaded to the web server are analysed by the
-worker, which can only have read them from the bucket; "delete all my data" then leaves no
+worker, which can only have read them from the bucket; deleting the account then leaves no
 object of the user in the bucket and no file in any host's folder. A second daphne on the same
 Redis channel layer keeps serving a live session while the first one stops.
 """
@@ -81,11 +81,14 @@ def test_web_and_worker_on_separate_media_folders_share_only_the_bucket(hosts):
     ready = browser.http.get(f"{web.url}/readyz", timeout=30).json()["checks"]
     assert ready["media"]["ok"] and ready["media"]["detail"] == "object store writable"
 
-    gone = browser.delete_all()
-    assert gone.status_code == 302, gone.text
+    refused = browser.delete_account("not-the-password")
+    assert refused.status_code == 400 and len(hosts.keys(f"users/{uid}/")) == 5  # nothing deleted
+    gone = browser.delete_account()
+    assert gone.status_code == 302 and gone.headers["Location"] == "/", gone.text
     cluster.wait("the user's objects to leave the bucket", lambda: hosts.keys(f"users/{uid}/") == [], 30)
     assert hosts.keys() == [] and hosts.local_files() == []
-    assert browser.statuses(ids) == {}
+    signed_out = browser.http.get(f"{web.url}/analyses/status/", params={"ids": ids[0]}, allow_redirects=False, timeout=30)
+    assert signed_out.status_code in (302, 401, 403)  # the account and its session are gone
 
 
 def test_a_second_web_server_serves_live_while_the_first_stops(hosts):

@@ -49,3 +49,28 @@ class HistoryFilterForm(forms.Form):
                 k: v for k, v in self.cleaned_data.items() if v and k not in self.errors
             }
         return {k: v for k, v in self.cleaned_data.items() if v}
+
+
+class DeleteAccountForm(forms.Form):
+    """Deleting an account asks for the password again, and the second factor when it is on."""
+
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        max_length=4096,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+    code = forms.CharField(
+        label="Code",
+        required=False,
+        max_length=64,
+        help_text="The 6-digit code from your authenticator app, or one of your recovery codes.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text"}),
+    )
+
+    def __init__(self, *args, two_factor: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if two_factor:
+            self.fields["code"].required = True
+        else:
+            del self.fields["code"]

@@ -811,3 +811,27 @@ def delete_user_data(*, owner: Any) -> int:
 
         transaction.on_commit(remove)
     return count
+
+
+class AccountDeletionRefused(Exception):
+    """The password (or the second factor) given to delete an account was not right."""
+
+
+def delete_account(*, owner: Any, password: str, code: str = "", request: Any = None) -> int:
+    """Delete the owner's account for good: every analysis and stored file (as
+    ``delete_user_data``: the whole ``users/<id>/`` folder, in a bucket too), and with the user
+    row its corrections, settings, tokens, two-factor devices and account log. The password, and
+    the second factor when it is on, must be given again (``AccountDeletionRefused``). Returns
+    how many analyses went."""
+    from recognition.accounts.services import has_two_factor, verify_second_factor
+
+    if not password or not owner.check_password(password):
+        raise AccountDeletionRefused("The password is not correct.")
+    if has_two_factor(owner) and verify_second_factor(user=owner, code=code, request=request) is None:
+        raise AccountDeletionRefused("The code from your authenticator app (or a recovery code) is not correct.")
+    user_id = owner.pk
+    with transaction.atomic():
+        count = delete_user_data(owner=owner)  # its files go once this commits
+        owner.delete()
+    logger.info("account %s deleted with %d analyses", user_id, count)
+    return count

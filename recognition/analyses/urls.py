@@ -15,4 +15,5 @@ urlpatterns = [
     path("analyses/<int:pk>/delete/", views.analysis_delete, name="analysis-delete"),
     path("analyses/<int:pk>/retry/", views.analysis_retry, name="analysis-retry"),
     path("account/delete-data/", views.delete_my_data, name="delete-my-data"),
+    path("account/delete/", views.delete_my_account, name="delete-my-account"),
 ]

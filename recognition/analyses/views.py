@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import (
     RequestDataTooBig,
@@ -27,10 +28,11 @@ from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from recognition.analyses import exports, media, results, selectors, services
-from recognition.analyses.forms import HistoryFilterForm, UploadForm
+from recognition.analyses.forms import DeleteAccountForm, HistoryFilterForm, UploadForm
 from recognition.analyses.media import MediaRejected
 
 MAX_FILES_PER_POST = 20
@@ -248,6 +250,37 @@ def analysis_delete(request: HttpRequest, pk: int) -> HttpResponse:
             "analysis": analysis,
             "action": reverse("analysis-delete", args=[analysis.pk]),
         },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@sensitive_post_parameters("password", "code")
+def delete_my_account(request: HttpRequest) -> HttpResponse:
+    """Delete the signed-in account and everything in it once the password (and the second
+    factor, when it is on) is given again; then signed out, on the home page."""
+    from recognition.accounts.services import has_two_factor
+
+    data = request.POST if request.method == "POST" else None
+    form = DeleteAccountForm(data, two_factor=has_two_factor(request.user))
+    if request.method == "POST" and form.is_valid():
+        try:
+            count = services.delete_account(
+                owner=request.user, password=form.cleaned_data["password"],
+                code=form.cleaned_data.get("code", ""), request=request,
+            )  # fmt: skip
+        except services.AccountDeletionRefused as exc:
+            form.add_error(None, str(exc))
+        else:
+            logout(request)
+            noun = "analysis" if count == 1 else "analyses"
+            messages.success(request, f"Your account was deleted, with {count} {noun} and their files.")
+            return redirect("home")
+    return render(
+        request,
+        "recognition/confirm_delete_account.html",
+        {"form": form, "count": selectors.analyses_for(request.user).count()},
+        status=400 if form.errors else 200,
     )
 
 

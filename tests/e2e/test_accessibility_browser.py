@@ -26,6 +26,7 @@ SIGNED_IN = [
     "/live/",
     "/accounts/password_change/",
     "/account/delete-data/",
+    "/account/delete/",
     "/account/",  # privacy: account page, two-factor pages
     "/accounts/two-factor/",
     "/accounts/two-factor/setup/",
