@@ -212,9 +212,14 @@ if env.str("EMAIL_URL", default=""):
 
 # --- Redis: Celery, Channels, cache -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Seconds to open a connection to Redis, for every client (broker, result backend, cache, channel
+# layer). Without it a Redis host that is gone from the network (SYNs dropped, nothing refused)
+# holds a request for the kernel's SYN retries, about two minutes (tests/test_redis_unanswering.py).
+REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=2.0)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
+    CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_CONNECT_TIMEOUT
     CELERY_TASK_ALWAYS_EAGER = False
     CHANNEL_LAYERS = {
         "default": {
@@ -223,12 +228,18 @@ if REDIS_URL:
             # blocking 5 s BZPOPMIN: an idle consumer then dies with "Timeout reading". Give the
             # read room (tests/test_channels_redis.py keeps a socket idle past 5 s).
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": REDIS_CONNECT_TIMEOUT}],
                 "prefix": env.str("CHANNELS_PREFIX", default="asgi"),
             },
         }
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT},
+        }
+    }
 else:
     CELERY_BROKER_URL = "memory://"
     CELERY_RESULT_BACKEND = "cache+memory://"
@@ -243,7 +254,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
