@@ -324,6 +324,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, name: str, width: float, e
         "--init-weights", type=Path, default=None,
         help="warm start: begin from this .keras model's weights (same architecture and width) with a fresh optimizer and schedule",
     )
+    parser.add_argument(
+        "--widen", action="store_true",
+        help="with --init-weights: the model may be this architecture at a smaller --width; it is widened (Net2WiderNet, training/widen.py) to start from its exact function",
+    )
     parser.add_argument("--version", default=None, help="version written into the card (default: date)")
     parser.add_argument(
         "--extra-data", type=Path, action="append", default=None, metavar="PATH",
@@ -417,7 +421,7 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
         state = {"epoch": 0, "elapsed_s": 0.0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": [], "total_epochs": args.epochs}
         model = build(n_classes, args.width)
         if args.init_weights:
-            warm_start = load_warm_start(args.init_weights, model, run_dir)
+            warm_start = load_warm_start(args.init_weights, model, run_dir, widen=getattr(args, "widen", False), seed=aug_seed)
             state["warm_start"] = warm_start
             log(f"warm start from {args.init_weights} ({warm_start.get('epochs', '?')} epochs, sha256 {warm_start['sha256'][:12]})")
         compile_model(model)
@@ -475,9 +479,11 @@ def train(args: argparse.Namespace, build, arch: str, extra_card: dict | None = 
     return finish(args, classifier, arch, state, x_val, y_val, started, log, extra_card or {})
 
 
-def load_warm_start(path: Path, model, run_dir: Path) -> dict:
+def load_warm_start(path: Path, model, run_dir: Path, *, widen: bool = False, seed: int = 0) -> dict:
     """Copy ``path`` into the run folder and load its weights into ``model``. Returns its sha256
-    and what its JSON card (next to it, if any) records about the earlier training."""
+    and what its JSON card (next to it, if any) records about the earlier training. With ``widen``,
+    ``path`` may be the same architecture at a smaller --width: ``training.widen`` widens it so the
+    new model starts out computing exactly what it does."""
     import shutil
 
     from recognition.inference.registry import sha256_file
@@ -489,10 +495,19 @@ def load_warm_start(path: Path, model, run_dir: Path) -> dict:
     if path.resolve() != copy.resolve():
         shutil.copyfile(path, copy)
     source = _keras().models.load_model(copy, compile=False)
-    if [w.shape for w in source.get_weights()] != [w.shape for w in model.get_weights()]:
-        raise SystemExit(f"--init-weights {path}: its layers do not match this architecture and --width")
-    model.set_weights(source.get_weights())
     info = {"file": str(path), "sha256": sha256_file(copy)}
+    if [w.shape for w in source.get_weights()] == [w.shape for w in model.get_weights()]:
+        model.set_weights(source.get_weights())
+    elif widen:
+        from training.widen import widen_into
+
+        try:
+            widen_into(source, model, seed=seed)
+        except ValueError as error:
+            raise SystemExit(f"--init-weights {path} --widen: {error}") from None
+        info["widened_from"] = {"parameters": int(source.count_params()), "to": int(model.count_params())}
+    else:
+        raise SystemExit(f"--init-weights {path}: its layers do not match this architecture and --width (a narrower model of it: add --widen)")
     card_path = path.with_suffix(".json")
     if card_path.exists():
         earlier = json.loads(card_path.read_text())
