@@ -38,8 +38,10 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A private ``redis-server`` without persistence on a free port, stopped and started at will
-    (the machine's shared Redis is never touched)."""
+    """A private ``redis-server`` without persistence (the flags of scripts/services.sh) on a free
+    port, stopped and started at will by the fault and load tests: the machine's shared Redis on
+    6379 serves other test runs and helpers, which must not see the outage. ``stop`` shuts it down
+    without saving, so what it held (queued messages, groups) is lost, as in a restart."""
 
     def __init__(self, directory: Path) -> None:
         self.port = free_port()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,9 @@ from django.test import Client
 from recognition.analyses import services
 from recognition.analyses.models import Analysis
 from tests.bad_inputs import face_jpeg
+from tests.cluster import (
+    RedisServer,  # a private redis-server the fault tests stop and start
+)
 from tests.conftest import redis_url
 from tests.test_tasks_worker import celery_on_redis, database_url  # noqa: F401 - fixture
 
@@ -62,44 +64,6 @@ def wait_until(
 
 def statuses(ids: list[int]) -> dict[int, str]:
     return dict(Analysis.objects.filter(pk__in=ids).values_list("pk", "status"))
-
-
-class RedisServer:
-    """A private ``redis-server`` (the flags of scripts/services.sh, on a free port) that the
-    Redis fault tests stop and start: the machine's shared Redis on 6379 serves other test runs
-    and helpers, which must not see the outage."""
-
-    def __init__(self, directory: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.directory = directory
-        self.proc: subprocess.Popen | None = None
-
-    def up(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
-                conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_until("Redis to answer", self.up, 30, every=0.1)
-
-    def stop(self) -> None:
-        """Shut down without saving: everything it held (queued messages, groups) is lost, as in
-        a restart without persistence."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM = SHUTDOWN (nothing to save: --save "")
-            self.proc.wait(timeout=30)
-        wait_until("Redis to stop", lambda: not self.up(), 15)
 
 
 @pytest.fixture
