@@ -203,6 +203,23 @@ def test_face_ensemble_command_chooses_on_validation_and_serves(face_models, tmp
     registry.clear_cache()
 
 
+def test_face_ensemble_keeps_to_a_budget_of_network_passes(face_models, tmp_path):
+    """--max-passes 2 (the live budget): two members with one view each, or one member with its
+    mirror view, never two members with their mirror views (4 passes)."""
+    from tests.test_training_face import copy_fer
+    from training import face_ensemble
+
+    copy_fer(tmp_path / "train", "train", 12)
+    copy_fer(tmp_path / "test", "test", 3)
+    registry.clear_cache()
+    card = face_ensemble.main(["--candidates", "face_vgg", "face_cnn", "--name", "budget", "--models-dir", str(face_models),
+                               "--train", str(tmp_path / "train"), "--test", str(tmp_path / "test"), "--max-passes", "2"])
+    rows = {("+".join(r["members"]), tuple(r["tta"])) for r in card["selection"]}
+    assert rows == {("face_vgg", ()), ("face_vgg", ("hflip",)), ("face_cnn", ()), ("face_cnn", ("hflip",)), ("face_vgg+face_cnn", ())}
+    assert len(card["members"]) * (2 if card["tta"] else 1) <= 2
+    registry.clear_cache()
+
+
 @pytest.mark.slow
 def test_cross_validated_voice_training_serves_the_fold_ensemble(tmp_path, monkeypatch):
     from training import train_voice

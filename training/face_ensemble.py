@@ -41,9 +41,12 @@ def validation_split(train: Path, fraction: float = 0.1, seed: int = 1337) -> tu
     return x[val_idx], y[val_idx]
 
 
-def candidate_table(names: list[str], x: np.ndarray, y: np.ndarray, directory: Path | None, max_members: int, max_views: int = 10) -> list[dict]:
+def candidate_table(
+    names: list[str], x: np.ndarray, y: np.ndarray, directory: Path | None, max_members: int, max_views: int = 10, max_passes: int | None = None
+) -> list[dict]:
     """Validation accuracy of every subset (up to ``max_members``) with each set of test-time
-    views, averaged exactly as ``registry.EnsembleModel`` averages them."""
+    views, averaged exactly as ``registry.EnsembleModel`` averages them. ``max_passes`` leaves out
+    the rows whose network passes per face (members x views) exceed it."""
     from recognition.inference import registry
 
     inputs = faces_to_input(x)
@@ -64,8 +67,8 @@ def candidate_table(names: list[str], x: np.ndarray, y: np.ndarray, directory: P
         for subset in itertools.combinations(names, k):
             for tta in TTA_SETS:
                 views = len(registry.tta_views(inputs[:1], tta))
-                if views > max_views:
-                    continue  # the first views of the widest set are this set's
+                if views > max_views or (max_passes is not None and views * len(subset) > max_passes):
+                    continue  # (the first views of the widest set are this set's)
                 p = np.mean([outputs[n][:views] for n in subset], axis=(0, 1))
                 rows.append({"members": list(subset), "tta": list(tta),
                              "validation_accuracy": round(float((p.argmax(1) == y).mean()), 4), "_p": p})
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-members", type=int, default=3)
     parser.add_argument("--serve", action="store_true", help="name the ensemble as the served face model")
     parser.add_argument("--max-views", type=int, default=10, help="only sets of test-time views up to this many views per face (live: fewer)")
+    parser.add_argument("--max-passes", type=int, default=None, help="only ensembles of up to this many network passes per face (members x views; live: 2)")
     parser.add_argument("--serve-as", default="face", choices=("face", "face_live"), help="the registry key --serve sets (face_live: the live webcam's model)")
     args = parser.parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.time()
     directory = args.models_dir
     x_val, y_val = validation_split(args.train)
-    rows = candidate_table(args.candidates, x_val, y_val, directory, args.max_members, args.max_views)
+    rows = candidate_table(args.candidates, x_val, y_val, directory, args.max_members, args.max_views, args.max_passes)
     best = choose(rows)
     for row in sorted(rows, key=lambda r: -r["validation_accuracy"]):
         print(f"{row['validation_accuracy']:.4f}  {'+'.join(row['members'])} {'+'.join(row['tta']) or 'no tta'}", file=sys.stderr)
@@ -174,7 +178,7 @@ weighted {d['weight']} against the labels ({1 - d['weight']:.1f}); see its card 
 | | views per face | validation | PublicTest |
 |---|---|---|---|
 | teacher `{d['teacher']}` | {len(d['teacher_members']) * (2 if 'hflip' in d['teacher_tta'] else 1)} | {d['teacher_validation_accuracy']:.4f} | {d['teacher_test_accuracy']:.4f} |
-| this model | {2 if 'hflip' in card['tta'] else 1} | {card['metrics']['validation_accuracy']:.4f} | {card['metrics']['test']['accuracy']:.4f} |
+| this model | {len(card['members']) * (2 if 'hflip' in card['tta'] else 1)} | {card['metrics']['validation_accuracy']:.4f} | {card['metrics']['test']['accuracy']:.4f} |
 """
 
 
