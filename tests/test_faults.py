@@ -30,9 +30,7 @@ from django.test import Client
 from recognition.analyses import services
 from recognition.analyses.models import Analysis
 from tests.bad_inputs import face_jpeg
-from tests.cluster import (
-    RedisServer,  # a private redis-server the fault tests stop and start
-)
+from tests.cluster import RedisServer
 from tests.conftest import redis_url
 from tests.test_tasks_worker import celery_on_redis, database_url  # noqa: F401 - fixture
 

@@ -21,9 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _split(
-    counts: np.ndarray, mapping: np.ndarray, rng: np.random.Generator, jitter: float
-) -> np.ndarray:
+def _split(mapping: np.ndarray, rng: np.random.Generator, jitter: float) -> np.ndarray:
     """Per new channel, its share of the original channel's outgoing weight: the shares of the
     copies of one channel sum to 1 (so their sum reproduces the weight exactly)."""
     shares = np.empty(len(mapping), dtype=np.float64)
@@ -34,7 +32,7 @@ def _split(
             continue
         raw = 1.0 + rng.uniform(-jitter, jitter, len(copies))
         shares[copies] = raw / raw.sum()
-    assert np.allclose(np.bincount(mapping, weights=shares, minlength=len(counts)), 1.0)
+    assert np.allclose(np.bincount(mapping, weights=shares), 1.0)
     return shares
 
 
@@ -45,32 +43,28 @@ def _mapping(narrow: int, wide: int, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([np.arange(narrow), rng.integers(0, narrow, wide - narrow)])
 
 
-def widen_weights(
-    narrow_model, wide_model, *, seed: int = 0, jitter: float = 0.3
-) -> list[np.ndarray]:
-    """The weights of ``wide_model`` (a Keras model built wider) that compute what ``narrow_model``
-    computes. Raises ValueError where the two are not the same architecture at two widths."""
+def widen_weights(narrow_model, wide_model, *, seed: int = 0, jitter: float = 0.3) -> list[np.ndarray]:
+    """The weights of ``wide_model`` (a Keras model built wider), in ``get_weights`` order, that
+    compute what ``narrow_model`` computes. Raises ValueError where the two are not the same
+    architecture at two widths."""
     rng = np.random.default_rng(seed)
-    narrow_layers = [layer for layer in narrow_model.layers if layer.get_weights()]
-    wide_layers = [layer for layer in wide_model.layers if layer.get_weights()]
-    if [type(a).__name__ for a in narrow_layers] != [
-        type(b).__name__ for b in wide_layers
-    ]:
+    narrow_layers = [layer for layer in narrow_model.layers if layer.weights]
+    wide_layers = [layer for layer in wide_model.layers if layer.weights]
+    if [type(a).__name__ for a in narrow_layers] != [type(b).__name__ for b in wide_layers]:
         raise ValueError("the two models do not have the same layers")
-    weights: list[list[np.ndarray]] = []
-    in_map: np.ndarray | None = (
-        None  # channels entering the current layer -> narrow channels
-    )
+    weights: list[np.ndarray] = []
+    # the channels entering the current layer -> the narrow channels they copy, and their shares
+    in_map: np.ndarray | None = None
     in_shares: np.ndarray | None = None
     out_map: np.ndarray | None = None
     narrow_channels = 0
     for index, (small, big) in enumerate(zip(narrow_layers, wide_layers)):
         kind = type(small).__name__
-        old, shapes = small.get_weights(), [w.shape for w in big.get_weights()]
+        old, shapes = small.get_weights(), [tuple(w.shape) for w in big.weights]
         if kind == "BatchNormalization":
             if out_map is None or len(out_map) != shapes[0][0]:
                 raise ValueError(f"layer {big.name}: no widened convolution before it")
-            weights.append([w[out_map] for w in old])
+            weights += [w[out_map] for w in old]
             continue
         if kind not in ("Conv2D", "Dense"):
             raise ValueError(f"layer {big.name}: cannot widen a {kind}")
@@ -81,55 +75,30 @@ def widen_weights(
             if n_in_wide != n_in_narrow:
                 raise ValueError(f"layer {big.name}: input channels differ")
             in_map, in_shares = np.arange(n_in_narrow), np.ones(n_in_narrow)
-        if (
-            kind == "Dense"
-            and len(in_map) != n_in_wide
-            and n_in_wide % len(in_map) == 0
-        ):
+        if kind == "Dense" and len(in_map) != n_in_wide and n_in_wide % len(in_map) == 0:
             # a Flatten between: (positions x channels), channels last, each position alike
             positions, channels = n_in_wide // len(in_map), narrow_channels
             if positions * channels != n_in_narrow:
-                raise ValueError(
-                    f"layer {big.name}: {n_in_narrow} inputs are not {positions} positions x {channels} channels"
-                )
-            in_map = (
-                np.arange(positions)[:, None] * channels + in_map[None, :]
-            ).ravel()
+                raise ValueError(f"layer {big.name}: {n_in_narrow} inputs are not {positions} positions x {channels} channels")
+            in_map = (np.arange(positions)[:, None] * channels + in_map[None, :]).ravel()
             in_shares = np.tile(in_shares, positions)
         if len(in_map) != n_in_wide:
-            raise ValueError(
-                f"layer {big.name}: expects {n_in_wide} inputs, the layer before gives {len(in_map)}"
-            )
+            raise ValueError(f"layer {big.name}: expects {n_in_wide} inputs, the layer before gives {len(in_map)}")
         last = index == len(narrow_layers) - 1
-        out_map = (
-            np.arange(n_out_narrow) if last else _mapping(n_out_narrow, n_out_wide, rng)
-        )
         if last and n_out_wide != n_out_narrow:
             raise ValueError("the output layer cannot widen")
-        new_kernel = kernel[..., in_map, :] * in_shares.reshape(
-            (1,) * (kernel.ndim - 2) + (-1, 1)
-        ).astype(kernel.dtype)
-        new_kernel = new_kernel[..., out_map]
-        layer_weights = [new_kernel.astype(kernel.dtype)]
+        out_map = np.arange(n_out_narrow) if last else _mapping(n_out_narrow, n_out_wide, rng)
+        scale = in_shares.reshape((1,) * (kernel.ndim - 2) + (-1, 1))
+        weights.append((kernel[..., in_map, :] * scale)[..., out_map].astype(kernel.dtype))
         if len(old) > 1:  # bias
-            layer_weights.append(old[1][out_map])
-        weights.append(layer_weights)
+            weights.append(old[1][out_map])
         in_map, narrow_channels = out_map, n_out_narrow
-        in_shares = _split(np.bincount(out_map), out_map, rng, jitter)
-    flat = [w for layer_weights in weights for w in layer_weights]
-    if [w.shape for w in flat] != [
-        w.shape for layer in wide_layers for w in layer.get_weights()
-    ]:
+        in_shares = _split(out_map, rng, jitter)
+    if [w.shape for w in weights] != [tuple(w.shape) for w in wide_model.weights]:
         raise ValueError("the widened weights do not fit the wide model")
-    return flat
+    return weights
 
 
 def widen_into(narrow_model, wide_model, *, seed: int = 0) -> None:
     """Set ``wide_model``'s weights so it computes what ``narrow_model`` does."""
-    weights = widen_weights(narrow_model, wide_model, seed=seed)
-    layers = [layer for layer in wide_model.layers if layer.get_weights()]
-    start = 0
-    for layer in layers:
-        n = len(layer.get_weights())
-        layer.set_weights(weights[start : start + n])
-        start += n
+    wide_model.set_weights(widen_weights(narrow_model, wide_model, seed=seed))
