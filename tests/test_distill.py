@@ -68,6 +68,11 @@ def test_a_student_learns_the_teachers_judgement_and_its_card_says_so(tmp_path, 
     assert card["distillation"]["teacher"] == "face_vgg"
     assert card["distillation"]["temperature"] == 2.0 and card["distillation"]["weight"] == 1.0
     assert 0 <= card["distillation"]["teacher_validation_accuracy"] <= 1
+    # the markdown card says it too, beside the student's own validation accuracy
+    line = next(x for x in (out / "student.md").read_text().splitlines() if x.startswith("- **Distillation**"))
+    assert "teacher `face_vgg`" in line and "T=2.0" in line and "weight 1.0" in line
+    assert f"teacher {card['distillation']['teacher_validation_accuracy']:.4f}" in line
+    assert f"student {card['metrics']['validation_accuracy']:.4f}" in line
     state = json.loads((runs / "student" / "state.json").read_text())
     losses = np.array([h["loss"] for h in state["history"]])
     # the loss is T^2 x cross-entropy to the softened teacher alone (weight 1); its floor, T^2 x

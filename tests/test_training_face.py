@@ -116,6 +116,7 @@ def test_tiny_training_run_writes_model_and_card_and_resumes(tmp_path, tiny_fer_
     train_face_cnn.main([*common, "--epochs", "1"])
     card = json.loads((out / "face_cnn.json").read_text())
     assert (out / "face_cnn.md").read_text().startswith("# Model card: face_cnn")
+    assert "**Distillation**" not in (out / "face_cnn.md").read_text()  # taught by the labels alone
     assert card["classes"] == list(FACE_EMOTIONS) and card["file"] == "face_cnn.keras"
     assert card["sha256"] == registry.sha256_file(out / "face_cnn.keras")
     assert card["training"]["epochs"] == 1 and card["metrics"]["test"]["n"] == 21

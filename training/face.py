@@ -610,6 +610,22 @@ def _warm_start_text(card: dict) -> str:
     return f"; warm-started from `{Path(warm['file']).name}` ({earlier}; sha256 `{warm['sha256'][:16]}...`; command `{warm.get('command')}`)"
 
 
+def _distillation_text(card: dict) -> str:
+    """The card's "Distillation" line (``train_face_vgg --teacher``): teacher, temperature, weight
+    and the teacher's validation accuracy beside the student's; empty for a network taught by
+    the labels alone."""
+    info = card.get("distillation")
+    if not info:
+        return ""
+    teacher_val = info.get("teacher_validation_accuracy")
+    teacher_val = f"{teacher_val:.4f}" if isinstance(teacher_val, (int, float)) else "n/a"
+    return (
+        f"\n- **Distillation**: teacher `{info.get('teacher')}` (labels: {info.get('teacher_labels', 'n/a')}), "
+        f"temperature T={info.get('temperature')}, weight {info.get('weight')} on the teacher's labels; "
+        f"validation accuracy: teacher {teacher_val}, student {card['metrics']['validation_accuracy']:.4f}"
+    )
+
+
 def recall_rows(test: dict) -> str:
     """Markdown rows ``| class | recall |`` of a card's test metrics."""
     return "\n".join(f"| {k} | {v:.3f} |" if v is not None else f"| {k} | n/a |" for k, v in test["per_class_recall"].items())
@@ -638,7 +654,7 @@ Facial-expression classifier: one 48x48 grey face crop -> probabilities over {',
 - **Expected calibration error** (15 bins, after temperature T={card['temperature']}): {test['ece']:.4f} (before: {card['metrics']['test_uncalibrated_ece']:.4f})
 - **Validation accuracy** (from train/): {card['metrics']['validation_accuracy']:.4f}
 - **Parameters**: {card['parameters']:,}; file `{card['file']}` ({card['size_bytes'] / 1e6:.1f} MB)
-- **Training**: `{t['command']}`; {t['epochs']} epochs (best {t['best_epoch']}), {t['train_seconds']:.0f} s on {t['device']} ({t['backend']} backend){_warm_start_text(card)}
+- **Training**: `{t['command']}`; {t['epochs']} epochs (best {t['best_epoch']}), {t['train_seconds']:.0f} s on {t['device']} ({t['backend']} backend){_warm_start_text(card)}{_distillation_text(card)}
 - **Date**: {card['date']}
 - **sha256**: `{card['sha256']}`
 
