@@ -12,6 +12,11 @@ wall seconds, peak resident memory, and whether TensorFlow was imported.
 The CPU's vector extensions are printed first: ONNX Runtime and XNNPACK pick their kernels from
 CPUID and cannot be held to AVX2 on a CPU with AVX-512; TensorFlow's oneDNN can
 (``ONEDNN_MAX_CPU_ISA=AVX2`` in the environment).
+
+``--wider 0.5``: a third table, what a wider face student would cost to serve before one is trained:
+the live network against ``face_vgg`` built at that width with random weights (the time of a
+network does not depend on its weights), exported with the same ``engine.export``, ONNX Runtime on
+one thread, at the live batch sizes (4 faces, with and without the mirror view).
 """
 
 from __future__ import annotations
@@ -102,10 +107,37 @@ def start_rows() -> list[str]:
     return rows
 
 
+def wider_rows(width: float, repeats: int) -> list[str]:
+    from training.face import build_vgg
+
+    live = registry.load_card(registry.served_name("face_live"))
+    name = (live.get("members") or [live])[0]["name"]
+    served = registry.models_dir() / registry.load_card(name)["engine"]["file"]
+    keras_path = Path(tempfile.mkdtemp(prefix="bench-wider-")) / f"face_vgg_w{width:g}.keras"
+    model = build_vgg(7, width)
+    model.save(keras_path)
+    engine.export(model, keras_path)
+    runners = {
+        f"{name} (served)": engine.OnnxRunner(served, threads=1),
+        f"face_vgg width {width:g}, {model.count_params():,} parameters": engine.OnnxRunner(keras_path.with_suffix(".onnx"), threads=1),
+    }
+    rng = np.random.default_rng(0)
+    rows = []
+    for batch in (4, 8):
+        x = rng.random((batch, 48, 48, 1), dtype=np.float32)
+        base = None
+        for label, runner in runners.items():
+            ms = median_ms(lambda runner=runner, x=x: runner.run(x), repeats)
+            base = base or ms
+            rows.append(f"| {batch} | {label} | {ms:.2f} | {ms / base:.2f}x |")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--no-start", action="store_true", help="skip the process start table")
+    parser.add_argument("--wider", type=float, default=None, help="also time a random face_vgg of this width against the live network")
     args = parser.parse_args(argv)
     print(f"CPU: {os.cpu_count()} cores; flags: {cpu_flags()}; ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}\n")
     print("| network | batch | engine | median ms | vs TensorFlow | first call ms | max abs diff vs Keras |")
@@ -121,6 +153,12 @@ def main(argv: list[str] | None = None) -> None:
         print("| INFERENCE_ENGINE | seconds | peak RSS MB | TensorFlow imported | face warm-up ms | voice warm-up ms |")
         print("|---|---|---|---|---|---|")
         for row in start_rows():
+            print(row, flush=True)
+    if args.wider:
+        print("\nA wider face student: ONNX Runtime, 1 thread, against the live network (4 faces; 8 = with the mirror view)")
+        print("| batch | network | median ms | vs served |")
+        print("|---|---|---|---|")
+        for row in wider_rows(args.wider, args.repeats):
             print(row, flush=True)
 
 
