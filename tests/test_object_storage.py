@@ -17,7 +17,7 @@ from django.utils import timezone
 from emotionsite.settings import media_storage
 from recognition.analyses import media, retention, services
 from recognition.analyses.models import Analysis
-from recognition.operations import metrics
+from recognition.operations import health, metrics
 from tests.objectstore import S3Server, bucket_of
 
 pytestmark = pytest.mark.django_db
@@ -200,7 +200,9 @@ def test_readyz_fails_while_the_object_store_is_unreachable_and_counts_it(client
     assert check["ok"] is False and check["detail"].startswith("object store: ")
     assert "127.0.0.1" not in json.dumps(answer.json())  # no addresses in the answer
     assert storage_errors("check") == before + 1
-    assert check["ms"] < 4000
+    # bounded by the probe's own wait (health.STORAGE_TIMEOUT), not by botocore's 60 s default
+    # timeouts and retries; the slack is for a loaded 2-core machine (4.3 s seen beside a training)
+    assert check["ms"] < (health.STORAGE_TIMEOUT + 5) * 1000
 
 
 def test_an_upload_while_the_store_is_down_is_a_503_with_nothing_left(
