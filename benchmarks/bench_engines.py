@@ -107,11 +107,16 @@ def start_rows() -> list[str]:
     return rows
 
 
+def first_member(task: str) -> str:
+    """The first network of the model that serves ``task`` (the model itself if it is one network)."""
+    card = registry.load_card(registry.served_name(task))
+    return (card.get("members") or [card])[0]["name"]
+
+
 def wider_rows(width: float, repeats: int) -> list[str]:
     from training.face import build_vgg
 
-    live = registry.load_card(registry.served_name("face_live"))
-    name = (live.get("members") or [live])[0]["name"]
+    name = first_member("face_live")
     served = registry.models_dir() / registry.load_card(name)["engine"]["file"]
     keras_path = Path(tempfile.mkdtemp(prefix="bench-wider-")) / f"face_vgg_w{width:g}.keras"
     model = build_vgg(7, width)
@@ -124,7 +129,7 @@ def wider_rows(width: float, repeats: int) -> list[str]:
     rng = np.random.default_rng(0)
     rows = []
     for batch in (4, 8):
-        x = rng.random((batch, 48, 48, 1), dtype=np.float32)
+        x = rng.random((batch, *model.inputs[0].shape[1:]), dtype=np.float32)
         base = None
         for label, runner in runners.items():
             ms = median_ms(lambda runner=runner, x=x: runner.run(x), repeats)
@@ -142,10 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"CPU: {os.cpu_count()} cores; flags: {cpu_flags()}; ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}\n")
     print("| network | batch | engine | median ms | vs TensorFlow | first call ms | max abs diff vs Keras |")
     print("|---|---|---|---|---|---|---|")
-    face = registry.load_card(registry.served_name("face"))
     voice = registry.load_card(registry.served_name("voice"))
-    face_member = (face.get("members") or [face])[0]["name"]
-    for name, batches in ((face_member, (1, 2, 8, 24)), *[(m["name"], (1, 4)) for m in voice.get("members", [voice])]):
+    for name, batches in ((first_member("face"), (1, 2, 8, 24)), *[(m["name"], (1, 4)) for m in voice.get("members", [voice])]):
         for row in engine_rows(name, batches, args.repeats):
             print(row, flush=True)
     if not args.no_start:
